@@ -309,10 +309,7 @@ class Deferred:
     __iter__ = __await__
 
     def __repr__(self) -> str:
-        if self.called:
-            state = f"current result: {getattr(self, 'result', None)!r}"
-        else:
-            state = "waiting"
+        state = f"result: {getattr(self, 'result', None)!r}" if self.called else "waiting"
         return f"<Deferred at 0x{id(self):x} {state}>"
 
 

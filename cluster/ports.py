@@ -41,6 +41,7 @@ class Port:
         self.disconnected = False
         self._fd = sock.fileno()
         self._family = sock.family
+        self._address = fromSocketAddress(self._family, sock.getsockname())
         self._nodelay = self._family in (socket.AF_INET, socket.AF_INET6)
         self._exhausted = False
         self._resumeCall: Any = None
@@ -103,7 +104,7 @@ class Port:
 
     def getHost(self) -> Any:
         """The address the port is bound to (``.port`` tells which port the kernel chose)."""
-        return fromSocketAddress(self._family, self.socket.getsockname())
+        return self._address
 
     def stopListening(self) -> Deferred:
         """Close the listening socket; returns a Deferred that has fired once it is closed."""
@@ -122,7 +123,7 @@ class Port:
         self.reactor.removeReader(self)
         path = None
         if self._family == socket.AF_UNIX:
-            name = self.socket.getsockname()
+            name = self._address.name
             if isinstance(name, str) and name and not name.startswith("\0"):
                 path = name
         self.socket.close()

@@ -155,6 +155,8 @@ class Connection:
             except OSError:
                 sent = 0  # the error resurfaces in doWrite, which drops the connection
             if sent == len(data):
+                if self.producer is not None and not self.streamingProducer:
+                    self.startWriting()  # doWrite asks the pull producer for more
                 return
             if sent:
                 data = memoryview(data)[sent:]

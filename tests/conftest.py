@@ -1,0 +1,58 @@
+"""Shared fixtures: a private reactor per test, and a helper to run it until a Deferred fires."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from cluster.defer import Deferred
+from cluster.failure import Failure
+from cluster.reactor import Reactor
+
+
+class ReactorRunner:
+    """Runs a private reactor until a Deferred fires (or a deadline passes)."""
+
+    def __init__(self) -> None:
+        self.reactor = Reactor()
+
+    def run_until(self, d: Deferred, timeout: float = 10.0) -> Any:
+        """Run the reactor until ``d`` fires; return its result or raise its failure."""
+        r = self.reactor
+        box: list = []
+
+        def done(result: Any) -> None:
+            box.append(result)
+            if r.running and not r._stopping:
+                r.stop()
+
+        d.addBoth(done)
+        if not box:
+            deadline = r.callLater(timeout, lambda: r.stop())
+            r.run(installSignalHandlers=False)
+            if deadline.active():
+                deadline.cancel()
+        if not box:
+            raise AssertionError(f"the reactor stopped before {d!r} fired (timeout {timeout}s)")
+        result = box[0]
+        if isinstance(result, Failure):
+            result.raiseException()
+        return result
+
+    def close(self) -> None:
+        r = self.reactor
+        for selectable in r.removeAll():
+            close = getattr(getattr(selectable, "socket", None), "close", None)
+            if close:
+                close()
+        r._poller.close()
+        os.close(r._waker.fileno())
+
+
+@pytest.fixture
+def runner():
+    rr = ReactorRunner()
+    yield rr
+    rr.close()
