@@ -234,6 +234,7 @@ class Reactor(TimerQueue):
         threadCalls = self._threadCalls
         monotonic = time.monotonic
         disconnect = self._disconnect
+        readEvents, writeEvents = _READ_EVENTS, _WRITE_EVENTS
         while not self._exit:
             if threadCalls:
                 timeout = 0.0
@@ -243,7 +244,7 @@ class Reactor(TimerQueue):
             else:
                 timeout = -1.0
             for fd, event in poll(timeout):
-                if event & _READ_EVENTS:
+                if event & readEvents:
                     obj = readers.get(fd)
                     if obj is not None:
                         try:
@@ -254,7 +255,7 @@ class Reactor(TimerQueue):
                         if why is not None:
                             disconnect(obj, why)
                             continue
-                if event & _WRITE_EVENTS:
+                if event & writeEvents:
                     obj = writers.get(fd)
                     if obj is not None:
                         try:

@@ -27,7 +27,6 @@ from cluster.failure import Failure
 log = logging.getLogger("cluster")
 
 _IOV_MAX = 1024
-_RECV_SIZE = 65536
 
 
 class Connection:
@@ -36,7 +35,8 @@ class Connection:
     __slots__ = (
         "socket", "protocol", "reactor", "connected", "disconnecting", "disconnected",
         "producer", "streamingProducer", "producerPaused", "_fd", "_queue", "_queued",
-        "_reading", "_writing", "_peer", "_connector", "_timeoutCall", "__weakref__",
+        "_reading", "_writing", "_peer", "_connector", "_timeoutCall", "_recv", "_send",
+        "__weakref__",
     )
 
     highWater = 65536
@@ -53,6 +53,8 @@ class Connection:
         self.streamingProducer = False
         self.producerPaused = False
         self._fd = sock.fileno()
+        self._recv = sock.recv  # bound once: the hot path skips two lookups per call
+        self._send = sock.send
         self._queue: deque | None = None
         self._queued = 0
         self._reading = False
@@ -92,7 +94,7 @@ class Connection:
 
     def doRead(self) -> Any:
         try:
-            data = self.socket.recv(_RECV_SIZE)
+            data = self._recv(65536)
         except BlockingIOError:
             return None
         except OSError as e:
@@ -149,7 +151,7 @@ class Connection:
             return
         if not self._queued:
             try:
-                sent = self.socket.send(data)
+                sent = self._send(data)
             except BlockingIOError:
                 sent = 0
             except OSError:
@@ -158,9 +160,11 @@ class Connection:
                 if self.producer is not None and not self.streamingProducer:
                     self.startWriting()  # doWrite asks the pull producer for more
                 return
-            if sent:
+            if type(data) is not bytes:
+                data = bytes(memoryview(data)[sent:])  # the caller may reuse its buffer
+            elif sent:
                 data = memoryview(data)[sent:]
-        elif not isinstance(data, bytes):
+        elif type(data) is not bytes:
             data = bytes(data)  # the caller may reuse a bytearray after write returns
         queue = self._queue
         if queue is None:
