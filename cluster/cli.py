@@ -1,63 +1,133 @@
-"""The ``cluster`` command line."""
+"""The ``cluster`` command: run, status, stop, reload."""
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
+import json
 import sys
 from typing import Any
 
-DEFAULT_BIND = "127.0.0.1:6380"
+from cluster import config as configmod
+from cluster import control, logs
 
 
-def load_target(target: str) -> Any:
-    """Import ``module:attr`` and return the attribute."""
-    module_name, _, attr = target.partition(":")
-    if not module_name or not attr:
-        raise SystemExit(f"TARGET must look like module:attr, not {target!r}")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    return obj
+def _humanBytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
+        n /= 1024
+    return str(n)
 
 
-def resolve_factory(obj: Any) -> Any:
-    """A Factory as is; a zero-argument callable is called for one."""
-    if hasattr(obj, "buildProtocol"):
-        return obj
-    if callable(obj):
-        return obj()
-    raise SystemExit(f"{obj!r} is neither a Factory nor a callable returning one")
+def _humanTime(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def parse_bind(bind: str) -> tuple[str, int]:
-    host, _, port = bind.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
+def formatStatus(status: dict[str, Any]) -> str:
+    """The human-readable table of ``cluster status``."""
+    head = ("ROLE", "NODE", "PID", "STATE", "UPTIME", "RESTARTS", "CONNS", "CPU%", "RSS",
+            "FDS")
+    rows = [head]
+    for p in status["processes"]:
+        rows.append((p["role"], p["node"], str(p["pid"]), p["state"], _humanTime(p["uptime"]),
+                     str(p["restarts"]), str(p["connections"]), f"{p['cpu_percent']:.1f}",
+                     _humanBytes(p["rss"]), str(p["fds"])))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    lines = [f"cluster {status['name']} on {status.get('bind', '?')} "
+             f"(route {status.get('route', '?')})"]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+              for r in rows]
+    return "\n".join(lines)
 
 
-def cmd_run(args: argparse.Namespace) -> None:
-    from cluster.reactor import reactor
+def cmd_run(args: argparse.Namespace) -> int:
+    overrides = {"target": args.target, "workers": args.workers, "bind": args.bind,
+                 "route": args.route, "name": args.name,
+                 "graceful_timeout": args.graceful_timeout,
+                 "heartbeat_timeout": args.heartbeat_timeout, "log_level": args.log_level}
+    try:
+        cfg = configmod.load(args.config, overrides)
+    except (ValueError, OSError) as e:
+        print(f"cluster run: {e}", file=sys.stderr)
+        return 2
+    logs.setup("supervisor", cfg.log_level)
+    from cluster.supervisor import Supervisor
 
-    if args.target:
-        factory = resolve_factory(load_target(args.target))
-    else:
-        from examples.echo import factory
-    host, port = parse_bind(args.bind)
-    listening = reactor.listenTCP(port, factory, interface=host, backlog=1024)
-    logging.getLogger("cluster").info("serving %s on %s:%d", args.target or "echo", host,
-                                      listening.getHost().port)
-    reactor.run()
+    try:
+        return Supervisor(cfg).run()
+    except RuntimeError as e:
+        print(f"cluster run: {e}", file=sys.stderr)
+        return 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    status = control.request(args.name, "status")
+    print(json.dumps(status, indent=2) if args.json else formatStatus(status))
+    return 0
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    reply = control.request(args.name, "quit" if args.fast else "stop",
+                            waitForExit=args.wait)
+    if reply.get("timed_out"):
+        print(f"cluster {args.name!r} is still stopping after {args.wait}s", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    control.request(args.name, "reload")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cluster", description="Twisted's model on every core.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start a cluster in the foreground")
+    run.add_argument("target", nargs="?", help="module:attr of a Factory, or of a "
+                     "zero-argument callable returning one (default: the built-in app)")
+    run.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    run.add_argument("--bind", help="HOST:PORT to listen on (default 127.0.0.1:6380)")
+    run.add_argument("--route", choices=configmod.ROUTES,
+                     help="how connections are spread (default least-connections)")
+    run.add_argument("--config", help="a TOML file whose keys mirror these flags")
+    run.add_argument("--graceful-timeout", type=float,
+                     help="seconds a stopping worker may take to finish (default 30)")
+    run.add_argument("--heartbeat-timeout", type=float,
+                     help="seconds of silence before a child is killed (default 10)")
+    run.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="show every process of a running cluster")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
+
+    stop = sub.add_parser("stop", help="stop a running cluster gracefully")
+    stop.add_argument("--fast", action="store_true", help="do not wait for connections")
+    stop.add_argument("--wait", type=float, default=60.0,
+                      help="seconds to wait for it to exit (default 60)")
+    stop.set_defaults(func=cmd_stop)
+
+    reload = sub.add_parser("reload", help="replace every process without dropping any "
+                            "connection")
+    reload.set_defaults(func=cmd_reload)
+
+    for sp in (run, status, stop, reload):
+        sp.add_argument("--name", default=None if sp is run else "default",
+                        help="which cluster (default: 'default')")
+    return p
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="cluster", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="serve TARGET (module:attr) in the foreground")
-    run.add_argument("target", nargs="?", help="module:attr of a Factory (default: echo)")
-    run.add_argument("--bind", default=DEFAULT_BIND, help="HOST:PORT (default %(default)s)")
-    run.set_defaults(func=cmd_run)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
-    args.func(args)
+    args = parser().parse_args(argv)
+    try:
+        sys.exit(args.func(args))
+    except control.NotRunning as e:
+        print(f"cluster {args.command}: {e}", file=sys.stderr)
+        sys.exit(1)

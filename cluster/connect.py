@@ -153,7 +153,7 @@ class Connector:
             return
         client.protocol = protocol
         client._peer = peer
-        client._connector = self
+        client._owner = self
         client.connected = True
         self.transport = client
         client.startReading()

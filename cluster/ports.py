@@ -60,7 +60,6 @@ class Port:
 
     def doRead(self) -> Any:
         accept = self.socket._accept
-        family = self._family
         for _ in range(self.numberAccepts):
             try:
                 fd, addr = accept()
@@ -77,15 +76,15 @@ class Port:
             if self._exhausted:
                 self._exhausted = False
                 log.warning("%s: accepting again after fd exhaustion", self.logPrefix())
-            sock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
-            sock.setblocking(False)
-            if self._nodelay:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self.accepted(sock, addr)
+            self.accepted(fd, addr)
         return None
 
-    def accepted(self, sock: socket.socket, addr: Any) -> None:
-        """Serve one accepted socket; the gateway overrides this to hand it over instead."""
+    def accepted(self, fd: int, addr: Any) -> None:
+        """Serve one accepted fd; the gateway overrides this to hand it over instead."""
+        sock = socket.socket(self._family, socket.SOCK_STREAM, 0, fd)
+        sock.setblocking(False)
+        if self._nodelay:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         startConnection(self.reactor, sock, addr, self.factory)
 
     def _pauseAccepting(self, err: OSError) -> None:

@@ -35,7 +35,7 @@ class Connection:
     __slots__ = (
         "socket", "protocol", "reactor", "connected", "disconnecting", "disconnected",
         "producer", "streamingProducer", "producerPaused", "_fd", "_queue", "_queued",
-        "_reading", "_writing", "_peer", "_connector", "_timeoutCall", "_recv", "_send",
+        "_reading", "_writing", "_peer", "_owner", "_timeoutCall", "_recv", "_send",
         "__weakref__",
     )
 
@@ -60,7 +60,7 @@ class Connection:
         self._reading = False
         self._writing = False
         self._peer = peer
-        self._connector: Any = None
+        self._owner: Any = None
         self._timeoutCall: Any = None
 
     # -- reactor side ----------------------------------------------------------------------
@@ -270,7 +270,7 @@ class Connection:
     # -- closing ---------------------------------------------------------------------------
 
     def connectionLost(self, reason: Failure) -> None:
-        """Release the socket and tell the protocol (and producer, and connector)."""
+        """Release the socket and tell the protocol (and producer, and owner)."""
         if self.disconnected:
             return
         self.disconnected = True
@@ -289,8 +289,8 @@ class Connection:
         protocol = self.protocol
         if protocol is not None:
             _guard(protocol.connectionLost, reason)
-        if self._connector is not None:
-            _guard(self._connector.connectionLost, reason)
+        if self._owner is not None:  # a Connector, or whoever counts connections
+            _guard(self._owner.connectionLost, reason)
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} fd={self._fd} protocol={self.protocol!r}>"
@@ -304,11 +304,14 @@ def _guard(f: Any, *args: Any) -> None:
         log.error("Unhandled error in %r:\n%s", f, Failure().getTraceback())
 
 
-def startConnection(reactor: Any, sock: socket.socket, peer: Any, factory: Any) -> Any:
+def startConnection(reactor: Any, sock: socket.socket, peer: Any, factory: Any,
+                    owner: Any = None, preread: bytes = b"") -> Any:
     """Serve an accepted or adopted socket with a protocol from ``factory``.
 
-    Returns the transport, or None when the factory refused the connection or its code
-    raised (logged, socket closed).
+    ``owner``, if given, hears ``connectionLost`` after the protocol; ``preread`` (bytes
+    someone read from the socket before handing it over) reaches ``dataReceived`` before
+    anything read from the socket. Returns the transport, or None when the factory
+    refused the connection or its code raised (logged, socket closed).
     """
     try:
         protocol = factory.buildProtocol(fromSocketAddress(sock.family, peer))
@@ -323,9 +326,12 @@ def startConnection(reactor: Any, sock: socket.socket, peer: Any, factory: Any) 
     transport.startReading()
     try:
         protocol.makeConnection(transport)
+        if preread and transport.connected:
+            protocol.dataReceived(preread)
     except Exception:
         failure = Failure()
-        log.error("Unhandled error in %r.makeConnection:\n%s", protocol, failure.getTraceback())
+        log.error("Unhandled error in %r:\n%s", protocol, failure.getTraceback())
         transport.connectionLost(failure)
         return None
+    transport._owner = owner  # told of the close only once the connection was up
     return transport

@@ -1,0 +1,80 @@
+"""The cluster's settings: defaults, then a TOML file (``--config``), then flags.
+
+The file's top-level keys mirror the long flags (``workers = 4``, ``bind =
+"127.0.0.1:6380"``, ``route = "round-robin"``, ``graceful-timeout = 10``; dashes or
+underscores), so a setting is spelled the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+ROUTES = ("least-connections", "round-robin", "source-hash", "key")
+
+
+def defaultWorkers() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class Config:
+    target: str | None = None
+    workers: int = 0  # 0: one per usable core
+    bind: str = "127.0.0.1:6380"
+    route: str = "least-connections"
+    name: str = "default"
+    graceful_timeout: float = 30.0
+    heartbeat_timeout: float = 10.0
+    heartbeat_interval: float = 0.5
+    preamble_limit: int = 4096
+    preamble_timeout: float = 5.0
+    slots: int = 1024
+    backlog: int = 1024
+    log_level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        if not self.workers:
+            self.workers = defaultWorkers()
+        self.validate()
+
+    def validate(self) -> None:
+        if self.route not in ROUTES:
+            raise ValueError(f"route must be one of {', '.join(ROUTES)}; not {self.route!r}")
+        if self.workers < 1:
+            raise ValueError("workers must be at least 1")
+        if self.route == "key" and not self.target:
+            raise ValueError("route = key needs a TARGET whose factory has routeKey")
+        self.hostPort()
+
+    def hostPort(self) -> tuple[str, int]:
+        """``bind`` split into host and port (``[::1]:80`` for IPv6)."""
+        host, sep, port = self.bind.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"bind must be HOST:PORT, not {self.bind!r}")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+    def toDict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load(path: str | None, overrides: dict[str, Any]) -> Config:
+    """Defaults, updated by the TOML file at ``path``, updated by the non-None
+    ``overrides`` (the flags given on the command line)."""
+    known = {f.name for f in fields(Config)}
+    values: dict[str, Any] = {}
+    if path:
+        with open(path, "rb") as f:
+            for key, value in tomllib.load(f).items():
+                name = key.replace("-", "_")
+                if name not in known:
+                    raise ValueError(f"{path}: unknown setting {key!r}")
+                values[name] = value
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return Config(**values)

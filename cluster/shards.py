@@ -1,0 +1,34 @@
+"""The shard map: a key's slot is a stable hash, a slot's owner is a worker index.
+
+``zlib.crc32`` is the same in every process and on every run (Python's ``hash()`` is
+salted per process, so it must never decide where a key lives). Slots are split into
+contiguous ranges, one per worker, so the map depends only on the slot count and the
+worker count: every process computes the same owner, before and after restarts.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+DEFAULT_SLOTS = 1024
+
+
+def keyBytes(key: str | bytes | int) -> bytes:
+    if isinstance(key, bytes):
+        return key
+    return str(key).encode()
+
+
+def slotOf(key: str | bytes | int, slots: int = DEFAULT_SLOTS) -> int:
+    """The slot (0 … slots-1) a key lives in."""
+    return zlib.crc32(keyBytes(key)) % slots
+
+
+def ownerOfSlot(slot: int, workers: int, slots: int = DEFAULT_SLOTS) -> int:
+    """The index of the worker that owns ``slot`` among ``workers`` workers."""
+    return slot * workers // slots
+
+
+def ownerOf(key: str | bytes | int, workers: int, slots: int = DEFAULT_SLOTS) -> int:
+    """The index of the worker that owns ``key``."""
+    return ownerOfSlot(slotOf(key, slots), workers, slots)

@@ -1,0 +1,252 @@
+"""The gateway: accepts connections and hands each socket to one worker.
+
+The handoff is one SEQPACKET message per connection on the chosen worker's socketpair:
+a msgpack header ``[connection id, family, host, port, pre-read bytes]`` and the fd
+itself (SCM_RIGHTS). The gateway closes its copy only after the send succeeded; if the
+worker's queue is full (a stalled worker) or its end is gone (a dead one), the same fd
+is offered to the next worker in the policy's order, and with no worker left it is
+closed at once. So every accepted connection reaches exactly one worker, or is closed.
+
+Key routing reads a bounded preamble first (``preamble_limit`` bytes within
+``preamble_timeout`` seconds) and asks the app's ``routeKey(preamble)`` for a key; the
+preamble travels with the fd, so the worker's protocol sees every byte in order.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from cluster.channel import Channel
+from cluster.defer import Deferred
+from cluster.error import CONNECTION_DONE, ConnectionLost
+from cluster.ports import Port
+from cluster.task import LoopingCall
+from gateway.routing import Slot, policy
+
+log = logging.getLogger("cluster")
+
+
+class HandoffPort(Port):
+    """The shared listening socket, whose accepted fds go to the gateway, not a protocol."""
+
+    def __init__(self, sock: socket.socket, gateway: Gateway) -> None:
+        super().__init__(sock, _NoFactory(), gateway.reactor)
+        self.gateway = gateway
+
+    def accepted(self, fd: int, addr: Any) -> None:
+        self.gateway.accepted(fd, addr)
+
+
+class _NoFactory:
+    """Ports start and stop a factory; the gateway's port has none to run."""
+
+    def doStart(self) -> None:
+        pass
+
+    def doStop(self) -> None:
+        pass
+
+    def logPrefix(self) -> str:
+        return "gateway"
+
+
+class Preamble:
+    """Reads a key-routed connection's first bytes until ``routeKey`` names a key."""
+
+    def __init__(self, gateway: Gateway, fd: int, addr: Any) -> None:
+        self.gateway = gateway
+        self.sock = socket.socket(gateway.family, socket.SOCK_STREAM, 0, fd)
+        self.sock.setblocking(False)
+        self.addr = addr
+        self.data = b""
+        self.timer = gateway.reactor.callLater(gateway.spec["preamble_timeout"], self.timedOut)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def logPrefix(self) -> str:
+        return f"preamble from {self.addr}"
+
+    def doRead(self) -> Any:
+        limit = self.gateway.spec["preamble_limit"]
+        try:
+            chunk = self.sock.recv(limit - len(self.data))
+        except BlockingIOError:
+            return None
+        except OSError as e:
+            return ConnectionLost(e)
+        if not chunk:
+            return CONNECTION_DONE
+        self.data += chunk
+        try:
+            key = self.gateway.routeKey(self.data)
+        except Exception as e:
+            log.warning("routeKey rejected the preamble from %s: %s", self.addr, e)
+            return ConnectionLost(e)
+        if key is None:
+            if len(self.data) >= limit:
+                log.warning("no routing key in the first %d bytes from %s: closed",
+                            limit, self.addr)
+                return ConnectionLost("preamble too long")
+            return None
+        self.finish()
+        self.gateway.handoff(self.sock.detach(), self.addr, self.data, key)
+        return None
+
+    def timedOut(self) -> None:
+        log.warning("no routing key from %s within %ss: closed", self.addr,
+                    self.gateway.spec["preamble_timeout"])
+        self.connectionLost(None)
+
+    def finish(self) -> None:
+        self.gateway.reactor.removeReader(self)
+        if self.timer.active():
+            self.timer.cancel()
+        self.gateway.preambles.discard(self)
+
+    def connectionLost(self, reason: Any) -> None:
+        self.finish()
+        self.sock.close()
+
+
+class Gateway:
+    """Accepts on the supervisor's listening socket and routes each connection."""
+
+    def __init__(self, reactor: Any, spec: dict[str, Any], listening: socket.socket,
+                 control: socket.socket, routeKey: Any = None) -> None:
+        self.reactor = reactor
+        self.spec = spec
+        self.routeKey = routeKey
+        self.family = listening.family
+        self.workers = spec["workers"]
+        self.policy = policy(spec["route"], spec["slots"])
+        self.keyed = spec["route"] == "key"
+        self.stallAfter = max(4 * spec["heartbeat_interval"], 1.0)
+        self.slots: dict[int, Slot] = {}
+        self.preambles: set[Preamble] = set()
+        self.port = HandoffPort(listening, self)
+        self.control = Channel(control, reactor, self._onControl, self._onControlClosed)
+        self.nextId = 0
+        self.accepts = 0
+        self.handed = 0
+        self.refused = 0
+        self.stopping = False
+        self._lastRefusalLog = 0.0
+        self._beat = LoopingCall(self.heartbeat)
+
+    def start(self) -> None:
+        r = self.reactor
+        self.control.start()
+        r.addSystemEventTrigger("before", "shutdown", self.drain)
+        self._beat.clock = r
+        self._beat.start(self.spec["heartbeat_interval"])
+        self.control.send(["ready", {"pid": os.getpid()}])
+
+    # -- accepting -------------------------------------------------------------------------
+
+    def accepted(self, fd: int, addr: Any) -> None:
+        self.accepts += 1
+        if self.keyed:
+            p = Preamble(self, fd, addr)
+            self.preambles.add(p)
+            self.reactor.addReader(p)
+        else:
+            self.handoff(fd, addr, b"", None)
+
+    def handoff(self, fd: int, addr: Any, preread: bytes, key: Any) -> None:
+        """Send ``fd`` to the first worker that takes it; close it if none does."""
+        self.nextId += 1
+        host, port = (addr[0], addr[1]) if isinstance(addr, tuple) else (addr or "", 0)
+        header = [self.nextId, int(self.family), host, port, preread]
+        now = time.monotonic()
+        stallAfter = self.stallAfter
+        ordered = [self.slots[i] for i in sorted(self.slots)]
+        for slot in self.policy.order(ordered, addr, key, self.workers):
+            if slot.usable(now, stallAfter) and slot.channel.send(header, (fd,)):
+                slot.sent += 1
+                self.handed += 1
+                os.close(fd)
+                return
+        os.close(fd)
+        self.refused += 1
+        if now - self._lastRefusalLog > 1.0:
+            self._lastRefusalLog = now
+            log.error("no worker could take a connection from %s: closed (%d so far)",
+                      addr, self.refused)
+
+    # -- workers ---------------------------------------------------------------------------
+
+    def _onControl(self, msg: Any, fds: list[int]) -> None:
+        kind = msg[0]
+        if kind == "slot" and fds:
+            index = msg[1]
+            old = self.slots.pop(index, None)
+            if old is not None:
+                old.channel.close()
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET, 0, fds[0])
+            slot = Slot(index, None, time.monotonic())
+            slot.channel = Channel(sock, self.reactor, lambda m, f, s=slot: self._onLoad(s, m, f),
+                                   lambda reason, s=slot: self._onWorkerGone(s)).start()
+            self.slots[index] = slot
+            log.info("worker-%d: taking connections", index)
+            if not self.port.connected and not self.stopping:
+                # accept only once a worker can take connections: until then they wait
+                # in the listening socket's backlog, which the supervisor keeps
+                self.port.startListening()
+        elif kind == "drop":
+            slot = self.slots.pop(msg[1], None)
+            if slot is not None:
+                slot.channel.close()
+        elif kind == "workers":
+            self.workers = msg[1]
+        else:
+            for fd in fds:
+                os.close(fd)
+            log.warning("unknown control message %r", kind)
+
+    def _onLoad(self, slot: Slot, msg: Any, fds: list[int]) -> None:
+        for fd in fds:
+            os.close(fd)
+        if msg and msg[0] == "load":
+            slot.reportedOpen, slot.reportedAccepted = msg[1], msg[2]
+            slot.lastReport = time.monotonic()
+
+    def _onWorkerGone(self, slot: Slot) -> None:
+        if self.slots.get(slot.index) is slot:
+            del self.slots[slot.index]
+            if not self.stopping:
+                log.warning("worker-%d went away: no more connections for it", slot.index)
+
+    def _onControlClosed(self, reason: Any) -> None:
+        if not self.stopping:
+            log.warning("lost the supervisor; stopping")
+            self.reactor.callLater(0, self.reactor.stop)
+
+    def heartbeat(self) -> None:
+        self.control.send(["hb", {"open": len(self.preambles), "accepted": self.accepts,
+                                  "handed": self.handed, "refused": self.refused}])
+
+    # -- stopping --------------------------------------------------------------------------
+
+    def drain(self) -> Deferred | None:
+        """Stop accepting (the supervisor keeps the listening socket), finish preambles."""
+        self.stopping = True
+        if self.port.connected:
+            self.port.stopListening()
+        if not self.preambles:
+            return None
+        d = Deferred()
+
+        def check() -> None:
+            if not self.preambles and not d.called:
+                d.callback(None)
+            elif not d.called:
+                self.reactor.callLater(0.05, check)
+
+        check()
+        return d.addTimeout(self.spec["preamble_timeout"] + 1, self.reactor,
+                            onTimeoutCancel=lambda r, t: None)

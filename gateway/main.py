@@ -1,0 +1,27 @@
+"""Entry point of the gateway process."""
+
+from __future__ import annotations
+
+import socket
+
+from cluster import apps, child
+
+
+def main(argv: list[str] | None = None) -> None:
+    spec = child.setup("gateway", argv)
+    from cluster.reactor import reactor
+
+    routeKey = None
+    if spec["route"] == "key":
+        try:
+            routeKey = apps.routeKeyFunction(apps.loadTarget(spec.get("target")))
+        except BaseException:
+            child.bootFailed(spec["control_fd"], "cannot load the app's routeKey")
+    from gateway.gateway import Gateway
+
+    listening = socket.socket(fileno=spec["listen_fd"])
+    listening.setblocking(False)
+    gateway = Gateway(reactor, spec, listening, socket.socket(fileno=spec["control_fd"]),
+                      routeKey)
+    gateway.start()
+    reactor.run()

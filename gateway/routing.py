@@ -1,0 +1,85 @@
+"""Routing policies: which worker slot a new connection goes to.
+
+Each policy returns the slots to try in order; the gateway hands the connection to the
+first one that takes it, so a dead or stalled worker is skipped and nothing is queued
+for it.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from typing import Any
+
+from cluster.shards import ownerOf
+
+
+class Slot:
+    """The gateway's view of one worker: its handoff channel and its reported load."""
+
+    def __init__(self, index: int, channel: Any, now: float) -> None:
+        self.index = index
+        self.channel = channel
+        self.sent = 0  # connections handed to it
+        self.reportedOpen = 0
+        self.reportedAccepted = 0
+        self.lastReport = now
+
+    def estimate(self) -> int:
+        """Open connections: the last report plus those handed over since."""
+        return self.reportedOpen + max(0, self.sent - self.reportedAccepted)
+
+    def usable(self, now: float, stallAfter: float) -> bool:
+        return not self.channel.closed and now - self.lastReport < stallAfter
+
+
+def _rotate(slots: list[Slot], start: int) -> list[Slot]:
+    if not slots:
+        return slots
+    start %= len(slots)
+    return slots[start:] + slots[:start]
+
+
+class RoundRobin:
+    def __init__(self) -> None:
+        self._next = 0
+
+    def order(self, slots: list[Slot], peer: Any, key: Any, workers: int) -> list[Slot]:
+        self._next += 1
+        return _rotate(slots, self._next - 1)
+
+
+class LeastConnections:
+    def __init__(self) -> None:
+        self._tiebreak = 0
+
+    def order(self, slots: list[Slot], peer: Any, key: Any, workers: int) -> list[Slot]:
+        # rotate before sorting so equal loads take turns instead of all going to slot 0
+        self._tiebreak += 1
+        return sorted(_rotate(slots, self._tiebreak), key=Slot.estimate)
+
+
+class SourceHash:
+    def order(self, slots: list[Slot], peer: Any, key: Any, workers: int) -> list[Slot]:
+        host = peer[0] if isinstance(peer, tuple) else str(peer)
+        return _rotate(slots, zlib.crc32(str(host).encode()))
+
+
+class KeyOwner:
+    def __init__(self, slotsCount: int) -> None:
+        self.slotsCount = slotsCount
+
+    def order(self, slots: list[Slot], peer: Any, key: Any, workers: int) -> list[Slot]:
+        owner = ownerOf(key, workers, self.slotsCount)
+        first = [s for s in slots if s.index == owner]
+        return first + [s for s in slots if s.index != owner]
+
+
+def policy(name: str, slotsCount: int) -> Any:
+    factories: dict[str, Callable[[], Any]] = {
+        "round-robin": RoundRobin,
+        "least-connections": LeastConnections,
+        "source-hash": SourceHash,
+        "key": lambda: KeyOwner(slotsCount),
+    }
+    return factories[name]()

@@ -1,0 +1,68 @@
+"""Small apps the cluster tests serve (``tests.clusterapps:NAME``)."""
+
+from __future__ import annotations
+
+import os
+
+from cluster.basic import LineReceiver
+from cluster.protocol import Factory, Protocol
+
+
+class WhoAmI(LineReceiver):
+    """Greets with its worker's pid, then answers each line: ``echo X`` -> ``X``,
+    ``pid`` -> the pid, ``hang`` -> blocks the worker's loop forever."""
+
+    delimiter = b"\n"
+
+    def connectionMade(self):
+        self.sendLine(str(os.getpid()).encode())
+
+    def lineReceived(self, line):
+        if line.startswith(b"echo "):
+            self.sendLine(line[5:])
+        elif line == b"pid":
+            self.sendLine(str(os.getpid()).encode())
+        elif line == b"hang":
+            while True:
+                pass
+
+
+whoami = Factory.forProtocol(WhoAmI)
+
+
+class Recorder(Protocol):
+    """Key-routed: once ``END\n`` arrives, replies ``pid:<every byte received>``."""
+
+    def connectionMade(self):
+        self.received = b""
+
+    def dataReceived(self, data):
+        self.received += data
+        if self.received.endswith(b"END\n"):
+            self.transport.write(b"%d:%s" % (os.getpid(), self.received))
+
+
+class KeyedFactory(Factory):
+    protocol = Recorder
+
+    @staticmethod
+    def routeKey(preamble: bytes):
+        """``LOGIN <key>\\n`` names the key; until the newline arrives, wait."""
+        line, sep, _ = preamble.partition(b"\n")
+        if not sep:
+            return None
+        word, _, key = line.partition(b" ")
+        if word != b"LOGIN" or not key:
+            raise ValueError("expected LOGIN <key>")
+        return key
+
+
+keyed = KeyedFactory()
+
+
+def make_whoami():
+    """A zero-argument callable: the worker calls it once, after its reactor exists."""
+    from cluster.reactor import reactor
+
+    assert not reactor.running
+    return Factory.forProtocol(WhoAmI)
