@@ -48,12 +48,17 @@ def server(argv: Sequence[str], ready: str = "ready", timeout: float = 20.0):
                 break
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, 10)
+
+
+def stop(proc: subprocess.Popen, timeout: float) -> None:
+    """Terminate a child, then kill it if it outlives ``timeout``."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def cpu_seconds(pids: Iterable[int]) -> float:
@@ -104,3 +109,53 @@ def versions(*modules: str) -> str:
         except PackageNotFoundError:
             parts.append(f"{m} (absent)")
     return ", ".join(parts)
+
+
+@contextmanager
+def cluster(target: str, workers: int, route: str | None = None, timeout: float = 30.0):
+    """Run ``cluster run TARGET`` with ``workers`` workers; yield (port, pids of every
+    cluster process); stop it and kill anything left, by PID."""
+    from cluster import control
+
+    port = free_port()
+    name = f"bench-{os.getpid()}-{port}"
+    argv = [sys.executable, "-m", "cluster", "run", target, "--workers", str(workers),
+            "--bind", f"127.0.0.1:{port}", "--name", name, "--log-level", "WARNING"]
+    if route:
+        argv += ["--route", route]
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
+    pids: list[int] = [proc.pid]
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"cluster {name} did not start")
+            try:
+                st = control.request(name, "status")
+            except (control.NotRunning, OSError, ValueError):
+                time.sleep(0.1)
+                continue
+            procs = st["processes"]
+            if (sum(p["role"] == "worker" for p in procs) == workers
+                    and all(p["state"] == "running" for p in procs)):
+                pids = [p["pid"] for p in procs]
+                break
+            time.sleep(0.1)
+        yield port, pids
+    finally:
+        stop(proc, 20)
+        for pid in pids:
+            try:
+                psutil.Process(pid).kill()
+            except psutil.Error:
+                pass
+
+
+@contextmanager
+def servers(argvs: Sequence[Sequence[str]]):
+    """Several ``server`` processes at once; yields their Popen objects."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        yield [stack.enter_context(server(argv)) for argv in argvs]

@@ -16,14 +16,10 @@ BACKLOG = 1024
 
 
 def serve_cluster(port: int) -> None:
-    from cluster.protocol import Factory, Protocol
+    from bench.apps import resp
     from cluster.reactor import reactor
 
-    class RespProtocol(RespCore, Protocol):
-        pass
-
-    reactor.listenTCP(port, Factory.forProtocol(RespProtocol), backlog=BACKLOG,
-                      interface="127.0.0.1")
+    reactor.listenTCP(port, resp, backlog=BACKLOG, interface="127.0.0.1")
     reactor.callWhenRunning(print, "ready", flush=True)
     reactor.run()
 

@@ -1,0 +1,175 @@
+"""The cluster against one plain reactor process and against SO_REUSEPORT, side by side.
+
+    python -m bench.bench_cluster [--workers 1,2] [--repeats 3]
+
+(a) New connection per request (``bench.conn_client``: connect, read 3 bytes, close),
+    through the gateway with N workers, next to one plain process accepting by itself
+    and next to N plain processes sharing the port with SO_REUSEPORT: connections/s
+    and server CPU µs per connection (every server process summed).
+(b) Keep-alive Redis-protocol traffic (redis-benchmark GET/SET, ``-r 100000``, ``-P 1``
+    and ``-P 16``) against the cluster with each N of ``--workers`` and against one
+    plain reactor process: requests/s and server CPU µs per request, summed over the
+    supervisor, the gateway and every worker.
+
+Runs unchanged on a machine with many cores: ``--workers 1,2,4,8,14``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+from bench.common import (
+    ROOT,
+    cluster,
+    cpu_seconds,
+    free_port,
+    machine,
+    median,
+    raise_fd_limit,
+    redis_benchmark,
+    servers,
+)
+
+
+@contextmanager
+def contender(kind: str, app: str, n: int):
+    """Yield (port, pids) of a running server setup."""
+    if kind == "gateway":
+        with cluster(f"bench.apps:{app}", n) as (port, pids):
+            yield port, pids
+        return
+    port = free_port()
+    count = 1 if kind == "plain" else n
+    extra = ["--reuseport"] if kind == "reuseport" else []
+    argvs = [["-m", "bench.plain_server", app, str(port), *extra] for _ in range(count)]
+    with servers(argvs) as procs:
+        yield port, [p.pid for p in procs]
+
+
+def connection_rate(port: int, pids: list[int], clients: int, seconds: float):
+    before = cpu_seconds(pids)
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.conn_client", str(port),
+                               str(seconds)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+             for _ in range(clients)]
+    done = sum(int(p.communicate()[0]) for p in procs)
+    used = cpu_seconds(pids) - before
+    return done / seconds, used / done * 1e6
+
+
+def part_a(args, results) -> None:
+    n = max(args.workers)
+    kinds = ["plain", "reuseport", "gateway"]
+    for rep in range(args.repeats):
+        for kind in kinds[rep % 3:] + kinds[:rep % 3]:
+            with contender(kind, "hello", n) as (port, pids):
+                time.sleep(0.3)
+                rate, cpu = connection_rate(port, pids, args.clients, args.seconds)
+            results[("a", kind)].append((rate, cpu))
+            print(f"  (a) {kind:9} {rate:8.0f} conn/s {cpu:6.1f} us CPU/conn", flush=True)
+
+
+def part_b(args, results) -> None:
+    setups = [("plain", 1)] + [("gateway", n) for n in args.workers]
+    for rep in range(args.repeats):
+        order = setups[rep % len(setups):] + setups[:rep % len(setups)]
+        for kind, n in order:
+            with contender(kind, "resp", n) as (port, pids):
+                for pipeline, requests in ((1, args.requests), (16, args.requests * 5)):
+                    for test in ("get", "set"):
+                        before = cpu_seconds(pids)
+                        rps = redis_benchmark(port, test, requests, pipeline,
+                                              keyspace=100_000)
+                        used = cpu_seconds(pids) - before
+                        results[("b", kind, n, pipeline, test)].append(
+                            (rps, used / requests * 1e6))
+                        print(f"  (b) {kind:7} x{n:<2} -P {pipeline:2} {test}: {rps:9.0f} "
+                              f"req/s {used / requests * 1e6:6.2f} us CPU/req", flush=True)
+
+
+def report(args, results) -> str:
+    lines = []
+    n = max(args.workers)
+    a = {k: (median([r for r, _ in results[("a", k)]]), median([c for _, c in results[("a", k)]]))
+         for k in ("plain", "reuseport", "gateway")}
+    lines += [f"(a) new connection per request, {args.clients} client processes, "
+              f"{args.seconds:g} s each, N = {n}:", "",
+              "| server | connections/s | CPU µs/connection | conn/s ÷ plain |",
+              "|---|---:|---:|---:|"]
+    for kind, label in (("plain", "one process accepting itself"),
+                        ("reuseport", f"{n} processes, SO_REUSEPORT"),
+                        ("gateway", f"gateway + {n} workers (fd handoff)")):
+        rate, cpu = a[kind]
+        lines.append(f"| {label} | {rate:,.0f} | {cpu:.1f} | {rate / a['plain'][0]:.2f} |")
+    lines += ["", "(b) keep-alive RESP, redis-benchmark -c 50 -r 100000; CPU summed over "
+              "every server process:", "",
+              "| server | `-P 1` GET req/s | `-P 1` GET / SET µs CPU/req "
+              "| `-P 16` GET req/s | `-P 16` GET / SET µs CPU/req |",
+              "|---|---:|---|---:|---|"]
+    med = {}
+    setups = [("plain", 1)] + [("gateway", w) for w in args.workers]
+    for kind, w in setups:
+        cells = ["one plain reactor process" if kind == "plain" else f"cluster, {w} worker(s)"]
+        for pipeline in (1, 16):
+            for test in ("get", "set"):
+                rows = results[("b", kind, w, pipeline, test)]
+                med[(kind, w, pipeline, test)] = (median([r for r, _ in rows]),
+                                                  median([c for _, c in rows]))
+            cells.append(f"{med[(kind, w, pipeline, 'get')][0]:,.0f}")
+            cells.append(f"{med[(kind, w, pipeline, 'get')][1]:.2f} / "
+                         f"{med[(kind, w, pipeline, 'set')][1]:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for w in args.workers:
+        for pipeline in (1, 16):
+            cpu = [med[("gateway", w, pipeline, t)][1] / med[("plain", 1, pipeline, t)][1]
+                   for t in ("get", "set")]
+            lines.append(f"- {w} worker(s) `-P {pipeline}`: CPU/request ÷ plain process "
+                         f"GET {cpu[0]:.2f}, SET {cpu[1]:.2f}")
+    if 1 in args.workers:
+        for w in args.workers:
+            if w == 1:
+                continue
+            for pipeline in (1, 16):
+                r = [med[("gateway", w, pipeline, t)][0] / med[("gateway", 1, pipeline, t)][0]
+                     for t in ("get", "set")]
+                lines.append(f"- requests/s, {w} workers ÷ 1 worker, `-P {pipeline}`: "
+                             f"GET {r[0]:.2f}, SET {r[1]:.2f}")
+    lines.append(f"- handoff connections/s ÷ one process accepting itself: "
+                 f"{a['gateway'][0] / a['plain'][0]:.2f}; ÷ SO_REUSEPORT: "
+                 f"{a['gateway'][0] / a['reuseport'][0]:.2f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", default="1,2",
+                        type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--requests", type=int, default=200_000, help="per test at -P 1")
+    parser.add_argument("--skip", choices=["a", "b"], help="skip one part")
+    args = parser.parse_args()
+    raise_fd_limit()
+    results: dict = defaultdict(list)
+    started = datetime.datetime.now()
+    if args.skip != "a":
+        part_a(args, results)
+    if args.skip != "b":
+        part_b(args, results)
+    print()
+    print(f"Run {started:%Y-%m-%d %H:%M}, {machine()}; medians of {args.repeats} "
+          f"interleaved repeats.")
+    print(f"Command: python -m bench.bench_cluster --workers "
+          f"{','.join(map(str, args.workers))} --repeats {args.repeats}\n")
+    print(report(args, results))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""Configuration: defaults, the TOML file, flags on top; the run directory."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from cluster import config, rundir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_defaults():
+    cfg = config.load(None, {})
+    assert cfg.bind == "127.0.0.1:6380"  # loopback unless the user asks otherwise
+    assert cfg.route == "least-connections"
+    assert cfg.name == "default"
+    assert cfg.workers == len(os.sched_getaffinity(0))
+
+
+def test_file_then_flags(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('workers = 4\nbind = "127.0.0.1:7000"\ngraceful-timeout = 7\n'
+                 'route = "round-robin"\n')
+    cfg = config.load(str(f), {"workers": 2, "bind": None})
+    assert cfg.workers == 2  # the flag wins
+    assert cfg.bind == "127.0.0.1:7000"  # no flag: the file
+    assert cfg.graceful_timeout == 7 and cfg.route == "round-robin"
+
+
+def test_example_config_in_deploy_loads():
+    cfg = config.load(os.path.join(ROOT, "deploy", "cluster.toml"), {})
+    assert cfg.workers == 4 and cfg.target == "examples.echo:factory"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("wrkers = 3", "unknown setting"),
+    ('route = "random"', "route must be one of"),
+    ('bind = "nowhere"', "HOST:PORT"),
+    ('route = "key"', "routeKey"),
+])
+def test_bad_settings_are_refused_clearly(tmp_path, content, message):
+    f = tmp_path / "c.toml"
+    f.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        config.load(str(f), {})
+
+
+def test_run_directory_is_private(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    p = rundir.create("unit")
+    assert stat.S_IMODE(os.stat(p).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(rundir.parent()).st_mode) == 0o700
+    rundir.remove("unit")
+    with pytest.raises(ValueError):
+        rundir.path("../escape")
