@@ -94,6 +94,15 @@ def part_b(args, results) -> None:
 
 def report(args, results) -> str:
     lines = []
+    if args.skip != "a":
+        lines += report_a(args, results)
+    if args.skip != "b":
+        lines += report_b(args, results)
+    return "\n".join(lines)
+
+
+def report_a(args, results) -> list[str]:
+    lines = []
     n = max(args.workers)
     a = {k: (median([r for r, _ in results[("a", k)]]), median([c for _, c in results[("a", k)]]))
          for k in ("plain", "reuseport", "gateway")}
@@ -106,7 +115,15 @@ def report(args, results) -> str:
                         ("gateway", f"gateway + {n} workers (fd handoff)")):
         rate, cpu = a[kind]
         lines.append(f"| {label} | {rate:,.0f} | {cpu:.1f} | {rate / a['plain'][0]:.2f} |")
-    lines += ["", "(b) keep-alive RESP, redis-benchmark -c 50 -r 100000; CPU summed over "
+    lines += ["", f"- handoff connections/s ÷ one process accepting itself: "
+              f"{a['gateway'][0] / a['plain'][0]:.2f}; ÷ SO_REUSEPORT: "
+              f"{a['gateway'][0] / a['reuseport'][0]:.2f}", ""]
+    return lines
+
+
+def report_b(args, results) -> list[str]:
+    lines = []
+    lines += ["(b) keep-alive RESP, redis-benchmark -c 50 -r 100000; CPU summed over "
               "every server process:", "",
               "| server | `-P 1` GET req/s | `-P 1` GET / SET µs CPU/req "
               "| `-P 16` GET req/s | `-P 16` GET / SET µs CPU/req |",
@@ -140,10 +157,7 @@ def report(args, results) -> str:
                      for t in ("get", "set")]
                 lines.append(f"- requests/s, {w} workers ÷ 1 worker, `-P {pipeline}`: "
                              f"GET {r[0]:.2f}, SET {r[1]:.2f}")
-    lines.append(f"- handoff connections/s ÷ one process accepting itself: "
-                 f"{a['gateway'][0] / a['plain'][0]:.2f}; ÷ SO_REUSEPORT: "
-                 f"{a['gateway'][0] / a['reuseport'][0]:.2f}")
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> None:
@@ -151,7 +165,8 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2",
                         type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--clients", type=int, default=2)
+    parser.add_argument("--clients", type=int, default=8,
+                        help="client processes for (a); enough to keep every server busy")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--requests", type=int, default=200_000, help="per test at -P 1")
     parser.add_argument("--skip", choices=["a", "b"], help="skip one part")
@@ -167,7 +182,7 @@ def main() -> None:
     print(f"Run {started:%Y-%m-%d %H:%M}, {machine()}; medians of {args.repeats} "
           f"interleaved repeats.")
     print(f"Command: python -m bench.bench_cluster --workers "
-          f"{','.join(map(str, args.workers))} --repeats {args.repeats}\n")
+          f"{','.join(map(str, args.workers))} --repeats {args.repeats} --clients {args.clients}\n")
     print(report(args, results))
 
 

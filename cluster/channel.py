@@ -9,6 +9,7 @@ that cannot be decoded has its fds closed here, so a bad message never leaks one
 
 from __future__ import annotations
 
+import array
 import logging
 import os
 import socket
@@ -23,7 +24,9 @@ log = logging.getLogger("cluster")
 
 MAX_MESSAGE = 65536
 MAX_FDS = 8
-_TRUNCATED = socket.MSG_TRUNC | socket.MSG_CTRUNC
+_TRUNCATED = int(socket.MSG_TRUNC | socket.MSG_CTRUNC)  # a plain int: enum & is slow
+_ANCILLARY = socket.CMSG_SPACE(MAX_FDS * array.array("i").itemsize)
+_RIGHTS = (socket.SOL_SOCKET, socket.SCM_RIGHTS)
 
 
 def pair() -> tuple[socket.socket, socket.socket]:
@@ -49,6 +52,7 @@ class Channel:
         self.closed = False
         self.dropped = 0
         self._fd = sock.fileno()
+        self._pack = msgpack.Packer().pack  # one packer, not one per message
 
     def start(self) -> Channel:
         self.reactor.addReader(self)
@@ -65,10 +69,10 @@ class Channel:
         (its queue is full): the caller still owns the fds then."""
         if self.closed:
             return False
-        data = msgpack.packb(msg)
+        data = self._pack(msg)
         try:
             if fds:
-                socket.send_fds(self.sock, [data], list(fds))
+                self.sock.sendmsg([data], [(*_RIGHTS, array.array("i", fds))])
             else:
                 self.sock.send(data)
         except OSError:
@@ -76,13 +80,15 @@ class Channel:
         return True
 
     def doRead(self) -> Any:
+        recvmsg = self.sock.recvmsg
         for _ in range(self.batch):
             try:
-                data, fds, flags, _ = socket.recv_fds(self.sock, MAX_MESSAGE, MAX_FDS)
+                data, ancillary, flags, _ = recvmsg(MAX_MESSAGE, _ANCILLARY)
             except BlockingIOError:
                 return None
             except OSError as e:
                 return ConnectionLost(e)
+            fds = _fdsIn(ancillary)
             if not data and not fds:
                 return CONNECTION_DONE
             if flags & _TRUNCATED:
@@ -114,3 +120,14 @@ class Channel:
         self.close()
         if self.onClose is not None:
             self.onClose(reason)
+
+
+def _fdsIn(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    """The fds an SCM_RIGHTS control message carried (a trailing partial int is cut off)."""
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if (level, kind) == _RIGHTS:
+            a = array.array("i")
+            a.frombytes(data[:len(data) - len(data) % a.itemsize])
+            fds.extend(a)
+    return fds

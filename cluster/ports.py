@@ -42,7 +42,10 @@ class Port:
         self._fd = sock.fileno()
         self._family = sock.family
         self._address = fromSocketAddress(self._family, sock.getsockname())
-        self._nodelay = self._family in (socket.AF_INET, socket.AF_INET6)
+        if self._family in (socket.AF_INET, socket.AF_INET6):
+            # Linux copies TCP_NODELAY from the listening socket to each accepted one:
+            # set once here, it saves a setsockopt per connection (here and in workers)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._exhausted = False
         self._resumeCall: Any = None
 
@@ -83,8 +86,6 @@ class Port:
         """Serve one accepted fd; the gateway overrides this to hand it over instead."""
         sock = socket.socket(self._family, socket.SOCK_STREAM, 0, fd)
         sock.setblocking(False)
-        if self._nodelay:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         startConnection(self.reactor, sock, addr, self.factory)
 
     def _pauseAccepting(self, err: OSError) -> None:

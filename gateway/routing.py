@@ -8,7 +8,8 @@ for it.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from operator import attrgetter
 from typing import Any
 
 from cluster.shards import ownerOf
@@ -24,13 +25,24 @@ class Slot:
         self.reportedOpen = 0
         self.reportedAccepted = 0
         self.lastReport = now
+        self.load = 0  # open connections: the last report plus those handed over since
 
-    def estimate(self) -> int:
-        """Open connections: the last report plus those handed over since."""
-        return self.reportedOpen + max(0, self.sent - self.reportedAccepted)
+    def handed(self) -> None:
+        """One more connection went to this worker."""
+        self.sent += 1
+        if self.sent > self.reportedAccepted:
+            self.load += 1
+
+    def reported(self, open_: int, accepted: int, now: float) -> None:
+        """The worker's own count of open and accepted connections arrived."""
+        self.reportedOpen, self.reportedAccepted, self.lastReport = open_, accepted, now
+        self.load = open_ + max(0, self.sent - accepted)
 
     def usable(self, now: float, stallAfter: float) -> bool:
         return not self.channel.closed and now - self.lastReport < stallAfter
+
+
+_LOAD = attrgetter("load")
 
 
 def _rotate(slots: list[Slot], start: int) -> list[Slot]:
@@ -53,10 +65,18 @@ class LeastConnections:
     def __init__(self) -> None:
         self._tiebreak = 0
 
-    def order(self, slots: list[Slot], peer: Any, key: Any, workers: int) -> list[Slot]:
-        # rotate before sorting so equal loads take turns instead of all going to slot 0
+    def order(self, slots: list[Slot], peer: Any, key: Any, workers: int) -> Iterator[Slot]:
+        # the least loaded first, then the rest as fallbacks; rotating first makes equal
+        # loads take turns instead of all going to slot 0
         self._tiebreak += 1
-        return sorted(_rotate(slots, self._tiebreak), key=Slot.estimate)
+        rotated = _rotate(slots, self._tiebreak)
+        if not rotated:
+            return
+        best = min(rotated, key=_LOAD)
+        yield best
+        for slot in rotated:
+            if slot is not best:
+                yield slot
 
 
 class SourceHash:

@@ -10,7 +10,8 @@ from cluster.protocol import Factory, Protocol
 
 class WhoAmI(LineReceiver):
     """Greets with its worker's pid, then answers each line: ``echo X`` -> ``X``,
-    ``pid`` -> the pid, ``hang`` -> blocks the worker's loop forever."""
+    ``pid`` -> the pid, ``nodelay`` -> 1 or 0 (TCP_NODELAY on the worker's socket),
+    ``hang`` -> blocks the worker's loop forever."""
 
     delimiter = b"\n"
 
@@ -22,6 +23,8 @@ class WhoAmI(LineReceiver):
             self.sendLine(line[5:])
         elif line == b"pid":
             self.sendLine(str(os.getpid()).encode())
+        elif line == b"nodelay":
+            self.sendLine(b"%d" % self.transport.getTcpNoDelay())
         elif line == b"hang":
             while True:
                 pass

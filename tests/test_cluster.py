@@ -53,6 +53,15 @@ def test_round_robin_alternates_between_workers(make_cluster):
     assert all(a != b for a, b in zip(served, served[1:], strict=False))
 
 
+def test_handed_over_connections_have_tcp_nodelay(make_cluster):
+    c = make_cluster(workers=1)
+    c.wait_ready()
+    client, _ = greet(c)
+    client.send(b"nodelay\n")
+    assert client.line() == b"1"
+    client.close()
+
+
 def test_least_connections_spreads_held_connections(make_cluster):
     c = make_cluster()  # least-connections is the default
     c.wait_ready()

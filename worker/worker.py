@@ -28,8 +28,6 @@ from cluster.transport import startConnection
 
 log = logging.getLogger("cluster")
 
-_INET = (socket.AF_INET, socket.AF_INET6)
-
 
 class Worker:
     """One worker process: handoff in, load and heartbeats out, drain on stop."""
@@ -81,9 +79,7 @@ class Worker:
     def adopt(self, fd: int, family: int, peer: Any, preread: bytes) -> None:
         """Serve a handed-over connection; ``preread`` goes to the protocol first."""
         sock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
-        sock.setblocking(False)
-        if family in _INET:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)  # TCP_NODELAY came from the listening socket (see Port)
         self.accepted += 1
         if startConnection(self.reactor, sock, peer, self.factory, self, preread) is not None:
             self.open += 1
