@@ -74,8 +74,15 @@ def part_a(args, results) -> None:
             print(f"  (a) {kind:9} {rate:8.0f} conn/s {cpu:6.1f} us CPU/conn", flush=True)
 
 
+def setups_b(args) -> list[tuple[str, int]]:
+    """One plain process; N processes sharing the port (the multi-process baseline
+    without a gateway); the cluster with each N."""
+    return ([("plain", 1)] + [("reuseport", n) for n in args.workers if n > 1]
+            + [("gateway", n) for n in args.workers])
+
+
 def part_b(args, results) -> None:
-    setups = [("plain", 1)] + [("gateway", n) for n in args.workers]
+    setups = setups_b(args)
     for rep in range(args.repeats):
         order = setups[rep % len(setups):] + setups[:rep % len(setups)]
         for kind, n in order:
@@ -129,9 +136,10 @@ def report_b(args, results) -> list[str]:
               "| `-P 16` GET req/s | `-P 16` GET / SET µs CPU/req |",
               "|---|---:|---|---:|---|"]
     med = {}
-    setups = [("plain", 1)] + [("gateway", w) for w in args.workers]
-    for kind, w in setups:
-        cells = ["one plain reactor process" if kind == "plain" else f"cluster, {w} worker(s)"]
+    labels = {"plain": "one plain reactor process", "reuseport": "{} plain processes, SO_REUSEPORT",
+              "gateway": "cluster, {} worker(s)"}
+    for kind, w in setups_b(args):
+        cells = [labels[kind].format(w)]
         for pipeline in (1, 16):
             for test in ("get", "set"):
                 rows = results[("b", kind, w, pipeline, test)]
@@ -146,8 +154,13 @@ def report_b(args, results) -> list[str]:
         for pipeline in (1, 16):
             cpu = [med[("gateway", w, pipeline, t)][1] / med[("plain", 1, pipeline, t)][1]
                    for t in ("get", "set")]
-            lines.append(f"- {w} worker(s) `-P {pipeline}`: CPU/request ÷ plain process "
-                         f"GET {cpu[0]:.2f}, SET {cpu[1]:.2f}")
+            line = (f"- {w} worker(s) `-P {pipeline}`: CPU/request ÷ plain process "
+                    f"GET {cpu[0]:.2f}, SET {cpu[1]:.2f}")
+            if w > 1:
+                rp = [med[("gateway", w, pipeline, t)][1] / med[("reuseport", w, pipeline, t)][1]
+                      for t in ("get", "set")]
+                line += f"; ÷ {w} SO_REUSEPORT processes GET {rp[0]:.2f}, SET {rp[1]:.2f}"
+            lines.append(line)
     if 1 in args.workers:
         for w in args.workers:
             if w == 1:
