@@ -1,15 +1,16 @@
 """The cluster against one plain reactor process and against SO_REUSEPORT, side by side.
 
-    python -m bench.bench_cluster [--workers 1,2] [--repeats 3]
+    python -m bench.bench_cluster [--workers 1,2] [--repeats 3] [--clients 2,8]
 
-(a) New connection per request (``bench.conn_client``: connect, read 3 bytes, close),
-    through the gateway with N workers, next to one plain process accepting by itself
-    and next to N plain processes sharing the port with SO_REUSEPORT: connections/s
-    and server CPU µs per connection (every server process summed).
+Each part runs one plain reactor process, N plain processes sharing the port with
+SO_REUSEPORT (the multi-process baseline without a gateway) and the cluster (supervisor,
+gateway and N workers), for each N of ``--workers``; CPU is summed over every server
+process.
+
+(a) New connection per request (``bench.conn_client`` processes: connect, read 3 bytes,
+    close): connections/s and server CPU µs per connection, with each ``--clients``.
 (b) Keep-alive Redis-protocol traffic (redis-benchmark GET/SET, ``-r 100000``, ``-P 1``
-    and ``-P 16``) against the cluster with each N of ``--workers`` and against one
-    plain reactor process: requests/s and server CPU µs per request, summed over the
-    supervisor, the gateway and every worker.
+    and ``-P 16``): requests/s and server CPU µs per request.
 
 Runs unchanged on a machine with many cores: ``--workers 1,2,4,8,14``.
 """
@@ -63,18 +64,19 @@ def connection_rate(port: int, pids: list[int], clients: int, seconds: float):
 
 
 def part_a(args, results) -> None:
-    n = max(args.workers)
-    kinds = ["plain", "reuseport", "gateway"]
-    for rep in range(args.repeats):
-        for kind in kinds[rep % 3:] + kinds[:rep % 3]:
-            with contender(kind, "hello", n) as (port, pids):
-                time.sleep(0.3)
-                rate, cpu = connection_rate(port, pids, args.clients, args.seconds)
-            results[("a", kind)].append((rate, cpu))
-            print(f"  (a) {kind:9} {rate:8.0f} conn/s {cpu:6.1f} us CPU/conn", flush=True)
+    setups_ = setups(args)
+    for clients in args.clients:
+        for rep in range(args.repeats):
+            for kind, n in setups_[rep % len(setups_):] + setups_[:rep % len(setups_)]:
+                with contender(kind, "hello", n) as (port, pids):
+                    time.sleep(0.3)
+                    rate, cpu = connection_rate(port, pids, clients, args.seconds)
+                results[("a", clients, kind, n)].append((rate, cpu))
+                print(f"  (a) {clients} clients {kind:9} x{n:<2} {rate:8.0f} conn/s "
+                      f"{cpu:6.1f} us CPU/conn", flush=True)
 
 
-def setups_b(args) -> list[tuple[str, int]]:
+def setups(args) -> list[tuple[str, int]]:
     """One plain process; N processes sharing the port (the multi-process baseline
     without a gateway); the cluster with each N."""
     return ([("plain", 1)] + [("reuseport", n) for n in args.workers if n > 1]
@@ -82,9 +84,9 @@ def setups_b(args) -> list[tuple[str, int]]:
 
 
 def part_b(args, results) -> None:
-    setups = setups_b(args)
+    setups_ = setups(args)
     for rep in range(args.repeats):
-        order = setups[rep % len(setups):] + setups[:rep % len(setups)]
+        order = setups_[rep % len(setups_):] + setups_[:rep % len(setups_)]
         for kind, n in order:
             with contender(kind, "resp", n) as (port, pids):
                 for pipeline, requests in ((1, args.requests), (16, args.requests * 5)):
@@ -108,23 +110,27 @@ def report(args, results) -> str:
     return "\n".join(lines)
 
 
+LABELS = {"plain": "one plain reactor process", "reuseport": "{} plain processes, SO_REUSEPORT",
+          "gateway": "cluster: gateway + {} worker(s)"}
+
+
 def report_a(args, results) -> list[str]:
     lines = []
-    n = max(args.workers)
-    a = {k: (median([r for r, _ in results[("a", k)]]), median([c for _, c in results[("a", k)]]))
-         for k in ("plain", "reuseport", "gateway")}
-    lines += [f"(a) new connection per request, {args.clients} client processes, "
-              f"{args.seconds:g} s each, N = {n}:", "",
-              "| server | connections/s | CPU µs/connection | conn/s ÷ plain |",
-              "|---|---:|---:|---:|"]
-    for kind, label in (("plain", "one process accepting itself"),
-                        ("reuseport", f"{n} processes, SO_REUSEPORT"),
-                        ("gateway", f"gateway + {n} workers (fd handoff)")):
-        rate, cpu = a[kind]
-        lines.append(f"| {label} | {rate:,.0f} | {cpu:.1f} | {rate / a['plain'][0]:.2f} |")
-    lines += ["", f"- handoff connections/s ÷ one process accepting itself: "
-              f"{a['gateway'][0] / a['plain'][0]:.2f}; ÷ SO_REUSEPORT: "
-              f"{a['gateway'][0] / a['reuseport'][0]:.2f}", ""]
+    for clients in args.clients:
+        def med(kind: str, n: int, clients: int = clients) -> tuple[float, float]:
+            rows = results[("a", clients, kind, n)]
+            return median([r for r, _ in rows]), median([c for _, c in rows])
+
+        plain = med("plain", 1)[0]
+        lines += [f"(a) new connection per request, {clients} client processes, "
+                  f"{args.seconds:g} s each:", "",
+                  "| server | connections/s | CPU µs/connection | conn/s ÷ plain |",
+                  "|---|---:|---:|---:|"]
+        for kind, n in setups(args):
+            rate, cpu = med(kind, n)
+            lines.append(f"| {LABELS[kind].format(n)} | {rate:,.0f} | {cpu:.1f} "
+                         f"| {rate / plain:.2f} |")
+        lines.append("")
     return lines
 
 
@@ -136,10 +142,8 @@ def report_b(args, results) -> list[str]:
               "| `-P 16` GET req/s | `-P 16` GET / SET µs CPU/req |",
               "|---|---:|---|---:|---|"]
     med = {}
-    labels = {"plain": "one plain reactor process", "reuseport": "{} plain processes, SO_REUSEPORT",
-              "gateway": "cluster, {} worker(s)"}
-    for kind, w in setups_b(args):
-        cells = [labels[kind].format(w)]
+    for kind, w in setups(args):
+        cells = [LABELS[kind].format(w)]
         for pipeline in (1, 16):
             for test in ("get", "set"):
                 rows = results[("b", kind, w, pipeline, test)]
@@ -178,8 +182,9 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2",
                         type=lambda s: [int(x) for x in s.split(",")])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--clients", type=int, default=8,
-                        help="client processes for (a); enough to keep every server busy")
+    parser.add_argument("--clients", default="2,8", type=lambda s: [int(x) for x in s.split(",")],
+                        help="client processes for (a): 2 as in BENCHMARKS.md; 8 keep every "
+                             "server process busy")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--requests", type=int, default=200_000, help="per test at -P 1")
     parser.add_argument("--skip", choices=["a", "b"], help="skip one part")
@@ -194,8 +199,9 @@ def main() -> None:
     print()
     print(f"Run {started:%Y-%m-%d %H:%M}, {machine()}; medians of {args.repeats} "
           f"interleaved repeats.")
-    print(f"Command: python -m bench.bench_cluster --workers "
-          f"{','.join(map(str, args.workers))} --repeats {args.repeats} --clients {args.clients}\n")
+    listed = ",".join(map(str, args.workers)), ",".join(map(str, args.clients))
+    print(f"Command: python -m bench.bench_cluster --workers {listed[0]} "
+          f"--repeats {args.repeats} --clients {listed[1]}\n")
     print(report(args, results))
 
 
