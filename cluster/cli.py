@@ -49,7 +49,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = {"target": args.target, "workers": args.workers, "bind": args.bind,
                  "route": args.route, "name": args.name,
                  "graceful_timeout": args.graceful_timeout,
-                 "heartbeat_timeout": args.heartbeat_timeout, "log_level": args.log_level}
+                 "heartbeat_timeout": args.heartbeat_timeout, "log_level": args.log_level,
+                 "rpc_timeout": args.rpc_timeout}
     try:
         cfg = configmod.load(args.config, overrides)
     except (ValueError, OSError) as e:
@@ -101,6 +102,8 @@ def parser() -> argparse.ArgumentParser:
                      help="seconds a stopping worker may take to finish (default 30)")
     run.add_argument("--heartbeat-timeout", type=float,
                      help="seconds of silence before a child is killed (default 10)")
+    run.add_argument("--rpc-timeout", type=float,
+                     help="seconds before an RPC call fails with TimeoutError (default 10)")
     run.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
     run.set_defaults(func=cmd_run)
 

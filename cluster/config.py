@@ -36,6 +36,7 @@ class Config:
     preamble_limit: int = 4096
     preamble_timeout: float = 5.0
     slots: int = 1024
+    rpc_timeout: float = 10.0
     backlog: int = 1024
     log_level: str = "INFO"
 

@@ -57,6 +57,7 @@ class Child:
         self.bootError: str | None = None
         self.onReady: Any = None
         self.killed = False
+        self.rpcEndpoint: str | None = None  # where its RPC node listens, once ready
 
     @property
     def pid(self) -> int:
@@ -199,7 +200,7 @@ class Supervisor:
                 "slots": cfg.slots, "graceful_timeout": cfg.graceful_timeout,
                 "heartbeat_interval": cfg.heartbeat_interval, "log_level": cfg.log_level,
                 "preamble_limit": cfg.preamble_limit, "preamble_timeout": cfg.preamble_timeout,
-                "rundir": self.rundir}
+                "rpc_timeout": cfg.rpc_timeout, "rundir": self.rundir}
 
     def spawnGateway(self, onReady: Any = None) -> Child:
         child = Child("gateway", None)
@@ -230,6 +231,7 @@ class Supervisor:
             child.stats = msg[1]
         elif kind == "ready":
             child.lastBeat = time.monotonic()
+            child.rpcEndpoint = msg[1].get("rpc") if isinstance(msg[1], dict) else None
             if child.state == "starting":
                 child.state = "running"
                 self.childReady(child)
@@ -257,6 +259,7 @@ class Supervisor:
                 self._giveSlot(child.index, child)
             if old is not None and old is not child:
                 self.retire(old)
+        self._announcePeers()
         if self.state == "starting" and self._allUp():
             self.state = "running"
             log.info("cluster %r ready: %d worker(s) serving on %s:%d", self.config.name,
@@ -264,6 +267,18 @@ class Supervisor:
         if child.onReady is not None:
             onReady, child.onReady = child.onReady, None
             onReady()
+
+    def _announcePeers(self) -> None:
+        """Tell every child which process serves each RPC node (pid, endpoint): at start,
+        after every restart, replacement and exit, so callers of a lost node fail fast."""
+        serving = [w for _, w in sorted(self.serving.items())]
+        if self.gateway is not None:
+            serving.append(self.gateway)
+        peers = {c.node: [c.pid, c.rpcEndpoint] for c in serving
+                 if c.state == "running" and c.rpcEndpoint}
+        for child in self.children:
+            if child.channel is not None and not child.channel.closed:
+                child.channel.send(["peers", peers, self.config.workers])
 
     def _allUp(self) -> bool:
         return (self.gateway is not None and self.gateway.state == "running"
@@ -298,6 +313,7 @@ class Supervisor:
         if self.gateway is child:
             self.gateway = None
         how = f"exit status {rc}" if rc >= 0 else f"signal {signal.Signals(-rc).name}"
+        self._announcePeers()
         if self.state == "stopping":
             log.info("%s (pid %d) stopped (%s)", child.node, child.pid, how)
             if not self.children:
@@ -392,6 +408,7 @@ class Supervisor:
             self.gateway.channel.send(["workers", self.config.workers])
         if worker is not None:
             self.retire(worker)
+        self._announcePeers()
 
     def stop(self, fast: bool = False) -> None:
         """Graceful (TERM to every child) or fast (QUIT) stop; the loop ends when the last

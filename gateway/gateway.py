@@ -114,8 +114,9 @@ class Gateway:
     """Accepts on the supervisor's listening socket and routes each connection."""
 
     def __init__(self, reactor: Any, spec: dict[str, Any], listening: socket.socket,
-                 control: socket.socket, routeKey: Any = None) -> None:
+                 control: socket.socket, routeKey: Any = None, rpcNode: Any = None) -> None:
         self.reactor = reactor
+        self.rpc = rpcNode
         self.spec = spec
         self.routeKey = routeKey
         self.family = listening.family
@@ -143,7 +144,8 @@ class Gateway:
         r.addSystemEventTrigger("before", "shutdown", self.drain)
         self._beat.clock = r
         self._beat.start(self.spec["heartbeat_interval"])
-        self.control.send(["ready", {"pid": os.getpid()}])
+        self.control.send(["ready", {"pid": os.getpid(),
+                                     "rpc": self.rpc.endpoint if self.rpc else None}])
 
     # -- accepting -------------------------------------------------------------------------
 
@@ -203,6 +205,9 @@ class Gateway:
                 self._slotsChanged()
         elif kind == "workers":
             self.workers = msg[1]
+        elif kind == "peers":
+            if self.rpc is not None:
+                self.rpc.setPeers(msg[1], msg[2])
         else:
             for fd in fds:
                 os.close(fd)

@@ -9,8 +9,10 @@ from cluster import apps, child
 
 def main(argv: list[str] | None = None) -> None:
     spec = child.setup("gateway", argv)
+    from cluster import rpc
     from cluster.reactor import reactor
 
+    node = rpc.startNode(reactor, spec)  # the gateway can call workers too
     routeKey = None
     if spec["route"] == "key":
         try:
@@ -22,6 +24,6 @@ def main(argv: list[str] | None = None) -> None:
     listening = socket.socket(fileno=spec["listen_fd"])
     listening.setblocking(False)
     gateway = Gateway(reactor, spec, listening, socket.socket(fileno=spec["control_fd"]),
-                      routeKey)
+                      routeKey, node)
     gateway.start()
     reactor.run()

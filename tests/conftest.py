@@ -56,3 +56,21 @@ def runner():
     rr = ReactorRunner()
     yield rr
     rr.close()
+
+
+@pytest.fixture
+def make_cluster():
+    """Start real clusters (``python -m cluster run``); each is stopped and every process
+    it started is killed by PID at the end of the test."""
+    from tests.clusterutil import RunningCluster
+
+    started = []
+
+    def make(*args, **kw):
+        c = RunningCluster(*args, **kw)
+        started.append(c)
+        return c
+
+    yield make
+    for c in started:
+        c.stop()

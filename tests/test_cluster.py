@@ -14,23 +14,10 @@ import psutil
 import pytest
 
 from cluster.shards import ownerOf
-from tests.clusterutil import ROOT, RunningCluster
+from tests.clusterutil import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
-
-@pytest.fixture
-def make_cluster():
-    started = []
-
-    def make(*args, **kw):
-        c = RunningCluster(*args, **kw)
-        started.append(c)
-        return c
-
-    yield make
-    for c in started:
-        c.stop()
 
 
 def greet(cluster, source=None):

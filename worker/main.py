@@ -9,8 +9,10 @@ from cluster import apps, child
 
 def main(argv: list[str] | None = None) -> None:
     spec = child.setup("worker", argv)
+    from cluster import rpc
     from cluster.reactor import reactor  # the process's singleton, created here
 
+    node = rpc.startNode(reactor, spec)  # before the app: it may subscribe at import
     try:
         factory = apps.resolveFactory(apps.loadTarget(spec.get("target")))
     except BaseException:
@@ -18,6 +20,6 @@ def main(argv: list[str] | None = None) -> None:
     from worker.worker import Worker
 
     worker = Worker(reactor, spec, factory, socket.socket(fileno=spec["handoff_fd"]),
-                    socket.socket(fileno=spec["control_fd"]))
+                    socket.socket(fileno=spec["control_fd"]), node)
     worker.start()
     reactor.run()

@@ -33,8 +33,9 @@ class Worker:
     """One worker process: handoff in, load and heartbeats out, drain on stop."""
 
     def __init__(self, reactor: Any, spec: dict[str, Any], factory: Any,
-                 handoff: socket.socket, control: socket.socket) -> None:
+                 handoff: socket.socket, control: socket.socket, rpcNode: Any) -> None:
         self.reactor = reactor
+        self.rpc = rpcNode
         self.spec = spec
         self.factory = factory
         self.open = 0
@@ -57,7 +58,7 @@ class Worker:
         signal.signal(signal.SIGQUIT, lambda *_: r.callFromThread(self.stopFast))
         self._beat.clock = r
         self._beat.start(self.spec["heartbeat_interval"])
-        self.control.send(["ready", {"pid": os.getpid()}])
+        self.control.send(["ready", {"pid": os.getpid(), "rpc": self.rpc.endpoint}])
 
     # -- connections -----------------------------------------------------------------------
 
@@ -100,6 +101,8 @@ class Worker:
     def _onControl(self, msg: Any, fds: list[int]) -> None:
         for fd in fds:
             os.close(fd)
+        if msg and msg[0] == "peers":
+            self.rpc.setPeers(msg[1], msg[2])
 
     def _onControlClosed(self, reason: Any) -> None:
         if not self.stopping:
