@@ -140,7 +140,9 @@ class RpcNode:
         self.messagesSent = 0
         self._outbox: dict[Any, list[bytes]] = {}  # peer, router identity or _LOCAL -> items
         self._flushCall: Any = None
-        self._pack = msgpack.Packer().pack
+        self._packer = msgpack.Packer()
+        self._pack = self._packer.pack
+        self._head = self._packer.pack_array_header(2) + self._pack(VERSION)
 
     def start(self) -> RpcNode:
         self.router.start()
@@ -281,9 +283,8 @@ class RpcNode:
                          _LOCAL, None)
 
     def _message(self, items: list[bytes]) -> bytes:
-        header = msgpack.Packer()
-        return (header.pack_array_header(2) + header.pack(VERSION)
-                + header.pack_array_header(len(items)) + b"".join(items))
+        """``[VERSION, items]`` from items packed one by one (so a bad one fails alone)."""
+        return self._head + self._packer.pack_array_header(len(items)) + b"".join(items)
 
     def _dial(self, peer: _Peer) -> ZmqSocket:
         sock = configure(self.context.socket(zmq.DEALER))
@@ -372,8 +373,8 @@ class RpcNode:
 
     def _serve(self, cid: int | None, method: str, args: list, kwargs: dict,
                replyTo: Any) -> None:
-        if not (isinstance(method, str) and isinstance(args, list)
-                and isinstance(kwargs, dict) and all(isinstance(k, str) for k in kwargs)):
+        if not (isinstance(method, str) and isinstance(args, list) and isinstance(kwargs, dict)
+                and (not kwargs or all(isinstance(k, str) for k in kwargs))):
             raise TypeError("call needs a method name, an args list and a kwargs map")
         function = _exposed.get(method)
         if function is None:

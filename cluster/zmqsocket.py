@@ -18,8 +18,17 @@ import zmq
 
 log = logging.getLogger("cluster")
 
-_POLLIN = zmq.POLLIN
-_EVENTS = zmq.EVENTS
+# plain ints: pyzmq's constants are enums, and ``int & Flag`` goes through the slow
+# enum machinery on every check
+_POLLIN = int(zmq.POLLIN)
+_EVENTS = int(zmq.EVENTS)
+_NOBLOCK = int(zmq.NOBLOCK)
+_SNDMORE = int(zmq.SNDMORE)
+# pyzmq's Python layer wraps these to return enums and check options on every call;
+# the backend's methods do the same work without that
+_get = zmq.backend.Socket.get
+_send = zmq.backend.Socket.send
+_recv = zmq.backend.Socket.recv
 
 
 class ZmqSocket:
@@ -53,8 +62,10 @@ class ZmqSocket:
     def send(self, frames: list[bytes]) -> None:
         """Queue one message (never blocks: the sockets have no high-water mark)."""
         sock = self.sock
-        sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
-        if sock.getsockopt(_EVENTS) & _POLLIN:
+        for frame in frames[:-1]:
+            _send(sock, frame, _NOBLOCK | _SNDMORE)
+        _send(sock, frames[-1], _NOBLOCK)
+        if _get(sock, _EVENTS) & _POLLIN:
             self._scheduleDrain()  # the send may have eaten the edge for it
 
     def _scheduleDrain(self) -> None:
@@ -67,12 +78,15 @@ class ZmqSocket:
                 self._drainCall.cancel()
             self._drainCall = None
         sock = self.sock
-        recv = sock.recv_multipart
         onMessage = self.onMessage
         for _ in range(self.batch):
-            if self.closed or not sock.getsockopt(_EVENTS) & _POLLIN:
+            if self.closed or not _get(sock, _EVENTS) & _POLLIN:
                 return
-            frames = recv(zmq.NOBLOCK)
+            frame = _recv(sock, _NOBLOCK, False)  # a Frame knows if more follow
+            frames = [frame.bytes]
+            while frame.more:
+                frame = _recv(sock, _NOBLOCK, False)
+                frames.append(frame.bytes)
             try:
                 onMessage(frames)
             except Exception:
