@@ -114,6 +114,8 @@ _LOCAL = object()  # reply address of items that never left this process
 class RpcNode:
     """This process's end of the RPC mesh: its ROUTER, its DEALERs, its pending calls."""
 
+    batchLimit = 32  # items per message: beyond it a batch leaves at once
+
     def __init__(self, reactor: Any, node: str, directory: str, workers: int,
                  slots: int = DEFAULT_SLOTS, timeout: float = DEFAULT_TIMEOUT,
                  maxMessage: int = MAX_MESSAGE) -> None:
@@ -261,6 +263,10 @@ class RpcNode:
                 self._flushCall = self.reactor.callLater(0, self._flush)
         else:
             box.append(item)
+            if len(box) >= self.batchLimit and to is not _LOCAL:
+                # a full batch goes at once: the peer starts on it while we make the next
+                del self._outbox[to]
+                self._send(to, box)
 
     def _flush(self) -> None:
         """End of the iteration: one message per destination with everything for it."""
@@ -268,19 +274,22 @@ class RpcNode:
         outbox, self._outbox = self._outbox, {}
         local = outbox.pop(_LOCAL, None)
         for to, items in outbox.items():
-            payload = self._message(items)
-            self.messagesSent += 1
-            if isinstance(to, _Peer):
-                if to.lost:
-                    continue
-                if to.dealer is None:
-                    to.dealer = self._dial(to)
-                to.dealer.send([payload])
-            elif not self.router.closed:
-                self.router.send([to, payload])
+            self._send(to, items)
         if local:
             self._handle(msgpack.unpackb(self._message(local), strict_map_key=False)[1],
                          _LOCAL, None)
+
+    def _send(self, to: Any, items: list[bytes]) -> None:
+        payload = self._message(items)
+        self.messagesSent += 1
+        if isinstance(to, _Peer):
+            if to.lost:
+                return
+            if to.dealer is None:
+                to.dealer = self._dial(to)
+            to.dealer.send([payload])
+        elif not self.router.closed:
+            self.router.send([to, payload])
 
     def _message(self, items: list[bytes]) -> bytes:
         """``[VERSION, items]`` from items packed one by one (so a bad one fails alone)."""

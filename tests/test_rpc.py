@@ -232,17 +232,34 @@ def test_self_call_is_never_reentrant_and_keeps_msgpack_semantics(runner, pair):
 
 def test_calls_within_one_iteration_share_one_message(runner, pair):
     a, b = pair
+    n = a.batchLimit - 1
 
     async def go():
         sent = a.messagesSent
-        ds = [a.callRemote("worker-1", "echo", (i,), {}) for i in range(100)]
+        ds = [a.callRemote("worker-1", "echo", (i,), {}) for i in range(n)]
         results = [await d for d in ds]
         return results, a.messagesSent - sent, b.messagesSent
 
     results, sent, replies = run(runner, go())
-    assert results == [[[i], {}] for i in range(100)]
+    assert results == [[[i], {}] for i in range(n)]
     assert sent == 1
     assert replies == 1
+
+
+def test_a_full_batch_leaves_at_once_and_order_is_kept(runner, pair):
+    a, b = pair
+    n = a.batchLimit * 3 + 5
+
+    async def go():
+        ds = [a.callRemote("worker-1", "echo", (i,), {}) for i in range(n)]
+        full = a.messagesSent  # three full batches went before the iteration ended
+        results = [await d for d in ds]
+        return results, full, a.messagesSent, b.messagesSent
+
+    results, full, sent, replies = run(runner, go())
+    assert results == [[[i], {}] for i in range(n)]
+    assert (full, sent) == (3, 4)
+    assert replies == 4
 
 
 def test_a_lone_call_goes_out_at_the_end_of_its_iteration(runner, pair):
