@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-DEFAULT_TARGET = "examples.echo:factory"  # until the default Redis-protocol store lands
+DEFAULT_TARGET = "cluster.store.server:factory"  # the sharded Redis-protocol store
 
 
 def loadTarget(target: str | None) -> Any:

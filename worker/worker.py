@@ -52,6 +52,8 @@ class Worker:
     def start(self) -> None:
         """Begin taking connections; tell the supervisor we are ready."""
         r = self.reactor
+        self.factory.doStart()  # as a listening port would: startFactory runs once
+        r.addSystemEventTrigger("after", "shutdown", self.factory.doStop)
         self.handoff.start()
         self.control.start()
         r.addSystemEventTrigger("before", "shutdown", self.drain)

@@ -1,0 +1,1 @@
+"""The built-in default app: a sharded in-memory store speaking the Redis protocol."""

@@ -1,0 +1,128 @@
+"""The store's parts without processes: the RESP parser and its limits, the keyspace's
+expiry, and the commands on one keyspace."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from cluster.store import commands, resp
+from cluster.store.keyspace import Keyspace
+
+
+def test_parser_splits_pipelines_and_keeps_partial_tails():
+    p = resp.Parser()
+    wire = b"*2\r\n$3\r\nGET\r\n$1\r\na\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$2\r\n\r\n\r\nPING\r\n"
+    got = []
+    for i in range(len(wire)):  # one byte at a time: every split point
+        got += p.feed(wire[i:i + 1])
+    assert got == [[b"GET", b"a"], [b"SET", b"b", b"\r\n"], [b"PING"]]
+    assert p.feed(wire) == got
+
+
+def test_values_are_binary_safe():
+    value = bytes(range(256)) * 3
+    p = resp.Parser()
+    assert p.feed(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s\r\n" % (len(value), value)) == [
+        [b"SET", b"k", value]]
+
+
+@pytest.mark.parametrize("wire, message", [
+    (b"*2\r\n$99999999999\r\n", "invalid bulk length"),
+    (b"*9999999999\r\n", "invalid multibulk length"),
+    (b"*1\r\n$-5\r\n", "invalid bulk length"),
+    (b"*x\r\n", "invalid multibulk length"),
+    (b"*1\r\n+3\r\nabc\r\n", "expected '$'"),
+    (b"*1\r\n$3\r\nabcXY", "not followed by CRLF"),
+])
+def test_parser_rejects_bad_and_oversized_requests(wire, message):
+    with pytest.raises(resp.ProtocolError, match=re.escape(message)):
+        resp.Parser(maxBulk=1000, maxArray=1000).feed(wire)
+
+
+def test_inline_line_limit_is_enforced_before_buffering_more():
+    p = resp.Parser(maxInline=100)
+    p.feed(b"x" * 100)
+    with pytest.raises(resp.ProtocolError):
+        p.feed(b"x" * 10)
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_expiry_is_lazy_and_swept():
+    clock = FakeClock()
+    ks = Keyspace(clock)
+    ks.set(b"a", b"1", ttl=10)
+    ks.set(b"b", b"2", ttl=20)
+    ks.set(b"c", b"3")
+    clock.now += 15
+    assert ks.get(b"a") is None  # lazily
+    assert ks.sweep() == 0
+    clock.now += 10
+    assert ks.sweep() == 1 and b"b" not in ks.data  # by the sweep
+    assert ks.get(b"c") == b"3" and len(ks) == 1
+
+
+def test_sweep_stays_within_its_budget():
+    clock = FakeClock()
+    ks = Keyspace(clock)
+    for i in range(200_000):
+        ks.set(b"k%d" % i, b"v", ttl=1)
+    clock.now += 2
+    ks.sweepBudget = 0.0005
+    first = ks.sweep()
+    assert 0 < first < 200_000  # one pass does part of the work
+    while ks.sweep():
+        pass
+    assert len(ks) == 0
+
+
+def test_a_changed_expiry_leaves_no_stale_deadline_behind():
+    clock = FakeClock()
+    ks = Keyspace(clock)
+    ks.set(b"a", b"1", ttl=1)
+    ks.set(b"a", b"2", ttl=100)
+    clock.now += 5
+    assert ks.sweep() == 0 and ks.get(b"a") == b"2"
+    ks.set(b"a", b"3")  # no expiry now
+    clock.now += 500
+    assert ks.sweep() == 0 and ks.get(b"a") == b"3"
+
+
+def run(ks, *words):
+    return commands.execute(ks, [w.encode() if isinstance(w, str) else w for w in words])
+
+
+def test_set_options_and_counters():
+    clock = FakeClock()
+    ks = Keyspace(clock)
+    assert run(ks, "SET", "k", "v", "NX") == resp.OK
+    assert run(ks, "SET", "k", "w", "NX") == resp.NIL
+    assert run(ks, "SET", "k", "w", "XX", "PX", "1500") == resp.OK
+    assert run(ks, "PTTL", "k") == b":1500\r\n"
+    assert run(ks, "SET", "nope", "x", "XX") == resp.NIL
+    assert run(ks, "SET", "k", "v", "EX", "0").startswith(b"-ERR invalid expire")
+    assert run(ks, "SET", "k", "v", "BOGUS") == commands.SYNTAX
+    assert run(ks, "INCR", "n") == b":1\r\n"
+    assert run(ks, "INCRBY", "n", "41") == b":42\r\n"
+    assert run(ks, "DECRBY", "n", "2") == b":40\r\n"
+    assert run(ks, "INCR", "k") == commands.NOT_INTEGER
+    assert run(ks, "SET", "big", str(2**63 - 1)) == resp.OK
+    assert run(ks, "INCR", "big").startswith(b"-ERR increment or decrement would overflow")
+    assert run(ks, "APPEND", "s", "ab") == b":2\r\n"
+    assert run(ks, "APPEND", "s", "cd") == b":4\r\n"
+    assert run(ks, "STRLEN", "s") == b":4\r\n"
+    assert run(ks, "GETSET", "s", "x") == resp.bulk(b"abcd")
+    assert run(ks, "TTL", "s") == b":-1\r\n"
+    assert run(ks, "TTL", "missing") == b":-2\r\n"
+    assert run(ks, "EXPIRE", "s", "10") == resp.ONE
+    assert run(ks, "PERSIST", "s") == resp.ONE
+    assert run(ks, "PERSIST", "s") == resp.ZERO
+    assert run(ks, "EXPIRE", "s", "-1") == resp.ONE and ks.get(b"s") is None
