@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -86,6 +87,21 @@ def cmd_reload(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load(args: argparse.Namespace) -> int:
+    from cluster.load import runner
+
+    host, _, port = args.target.rpartition(":")
+    if args.duration is None and args.requests is None:
+        args.duration = 10.0
+    options = {"keyspace": args.keyspace, "value_size": args.value_size,
+               "set_ratio": args.set_ratio, "pipeline": args.pipeline}
+    summary = runner.run(host.strip("[]") or "127.0.0.1", int(port), args.workload,
+                         args.connections, args.processes, args.duration, args.requests,
+                         options, progress=not args.json and sys.stderr.isatty())
+    print(json.dumps(summary, indent=2) if args.json else runner.render(summary))
+    return 1 if summary["errors"] else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cluster", description="Twisted's model on every core.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -120,6 +136,24 @@ def parser() -> argparse.ArgumentParser:
     reload = sub.add_parser("reload", help="replace every process without dropping any "
                             "connection")
     reload.set_defaults(func=cmd_reload)
+
+    load = sub.add_parser("load", help="generate load and check every reply")
+    load.add_argument("target", nargs="?", default="127.0.0.1:6380", help="HOST:PORT "
+                      "(default 127.0.0.1:6380)")
+    load.add_argument("--workload", default="resp", help="resp, echo, or module:attr of a "
+                      "client Protocol (default resp)")
+    load.add_argument("-c", "--connections", type=int, default=50)
+    load.add_argument("-p", "--processes", type=int, default=os.cpu_count() or 1,
+                      help="load processes (default: one per core)")
+    load.add_argument("-d", "--duration", type=float, help="seconds (default 10)")
+    load.add_argument("-n", "--requests", type=int, help="stop after this many requests")
+    load.add_argument("--pipeline", type=int, default=1, help="requests in flight per "
+                      "connection")
+    load.add_argument("--keyspace", type=int, default=100_000, help="resp: distinct keys")
+    load.add_argument("--value-size", type=int, default=16, help="bytes per value or line")
+    load.add_argument("--set-ratio", type=float, default=0.5, help="resp: share of SETs")
+    load.add_argument("--json", action="store_true", help="machine-readable summary")
+    load.set_defaults(func=cmd_load)
 
     for sp in (run, status, stop, reload):
         sp.add_argument("--name", default=None if sp is run else "default",

@@ -69,3 +69,36 @@ def make_whoami():
 
     assert not reactor.running
     return Factory.forProtocol(WhoAmI)
+
+
+class EchoCommandLoad(Protocol):
+    """A user-defined ``cluster load`` workload: ``echo N`` lines against ``whoami``,
+    each answer checked (the first line, the worker's greeting, is skipped)."""
+
+    def connectionMade(self):
+        self.buf = b""
+        self.greeted = False
+        self.n = 0
+        self.sentAt = None
+        self.next()
+
+    def next(self):
+        if self.recorder.more():
+            self.n += 1
+            from cluster.reactor import reactor
+
+            self.sentAt = reactor.seconds()
+            self.transport.write(b"echo %d\n" % self.n)
+
+    def dataReceived(self, data):
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            if not self.greeted:
+                self.greeted = True
+                continue
+            if line == b"%d" % self.n:
+                self.recorder.done(self.sentAt)
+            else:
+                self.recorder.error(f"expected {self.n}, got {line!r}")
+            self.next()

@@ -24,6 +24,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def cluster_load(port: int, *args: str) -> tuple[int, dict]:
+    """Run ``cluster load 127.0.0.1:PORT --json ARGS``; return its exit status and summary."""
+    import json
+
+    out = subprocess.run([sys.executable, "-m", "cluster", "load", f"127.0.0.1:{port}",
+                          "--json", *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    return out.returncode, json.loads(out.stdout)
+
+
 class RunningCluster:
     def __init__(self, target: str | None = "tests.clusterapps:whoami", workers: int = 2,
                  route: str | None = None, extra: tuple = (), name: str | None = None,

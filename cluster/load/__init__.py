@@ -1,0 +1,1 @@
+"""`cluster load`: a load generator on this reactor, in several processes."""

@@ -1,0 +1,130 @@
+"""One load-generating process: its share of the connections, on its own reactor.
+
+    python -m cluster.load.child SPEC_JSON
+
+Prints JSON lines on stdout: ``{"done": n, "errors": n}`` a few times a second, then one
+``{"final": true, ...}`` with the latency histogram, the largest latency and a few error
+samples.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections import Counter
+from typing import Any
+
+from cluster.load import workloads
+from cluster.protocol import ClientFactory
+from cluster.reactor import reactor
+
+BUCKETS_PER_E = 50  # histogram resolution: about 2% per bucket
+
+
+class Recorder:
+    """Counts, budget and latencies for every connection of this process."""
+
+    def __init__(self, budget: int | None) -> None:
+        self.budget = budget
+        self.issued = 0
+        self.completed = 0
+        self.errors = 0
+        self.samples: list[str] = []
+        self.hist: Counter[int] = Counter()
+        self.maxLatency = 0.0
+        self.stopped = False
+        self.elapsed = 0.0
+        self.onFinished: Any = lambda: None  # the request budget is used up
+
+    def more(self) -> bool:
+        if self.stopped or (self.budget is not None and self.issued >= self.budget):
+            return False
+        self.issued += 1
+        return True
+
+    def done(self, sentAt: float) -> None:
+        now = reactor.seconds()
+        latency = now - sentAt
+        self.completed += 1
+        if self.finished():
+            self.onFinished()
+        self.hist[int(math.log(max(latency, 1e-7) * 1e6) * BUCKETS_PER_E)] += 1
+        if latency > self.maxLatency:
+            self.maxLatency = latency
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        if self.finished():
+            self.onFinished()
+        if len(self.samples) < 5:
+            self.samples.append(text)
+
+    def finished(self) -> bool:
+        return self.budget is not None and self.completed + self.errors >= self.budget
+
+
+class LoadFactory(ClientFactory):
+    def __init__(self, protocol: type, recorder: Recorder, options: dict[str, Any]) -> None:
+        self.protocol = protocol
+        self.recorder = recorder
+        self.options = options
+        self.connected: list[Any] = []
+
+    def buildProtocol(self, addr: Any) -> Any:
+        p = self.protocol()
+        p.factory, p.recorder, p.options = self, self.recorder, self.options
+        self.connected.append(p)
+        return p
+
+    def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
+        self.recorder.error(f"connect: {reason.getErrorMessage()}")
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    recorder = Recorder(spec.get("requests"))
+    factory = LoadFactory(workloads.resolve(spec["workload"]), recorder, spec["options"])
+    for _ in range(spec["connections"]):
+        reactor.connectTCP(spec["host"], spec["port"], factory, timeout=10)
+
+    def report(final: bool = False) -> None:
+        line: dict[str, Any] = {"done": recorder.completed, "errors": recorder.errors}
+        if final:
+            line.update(final=True, hist=dict(recorder.hist), max=recorder.maxLatency,
+                        samples=recorder.samples, elapsed=recorder.elapsed)
+        print(json.dumps(line), flush=True)
+
+    def tick() -> None:
+        report()
+        if recorder.finished() or reactor.seconds() >= deadline:
+            finish()
+        else:
+            reactor.callLater(0.25, tick)
+
+    def finish() -> None:
+        if recorder.stopped:
+            return
+        recorder.stopped = True
+        recorder.elapsed = reactor.seconds() - started
+        if recorder.finished():
+            close()
+        else:  # replies to requests already sent may still come
+            reactor.callLater(2.0, close)
+
+    def close() -> None:
+        for p in factory.connected:
+            if p.transport is not None:
+                p.transport.abortConnection()
+        report(final=True)
+        reactor.stop()
+
+    recorder.onFinished = lambda: reactor.callLater(0, finish)
+    started = reactor.seconds()
+    deadline = started + (spec.get("duration") or 1e9)
+    reactor.callLater(0.25, tick)
+    reactor.run()
+
+
+if __name__ == "__main__":
+    main()
