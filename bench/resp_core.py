@@ -1,4 +1,5 @@
-"""A minimal Redis-protocol server written once as a Protocol: PING, ECHO, GET, SET, DEL.
+"""A minimal Redis-protocol server written once as a Protocol: PING, ECHO, GET, SET, MSET,
+DEL.
 
 The same parsing and command code runs on every host loop the benchmarks compare (this
 project's reactor, asyncio, uvloop, Twisted): each host only adapts the names its loop
@@ -35,6 +36,12 @@ def _set(args: list[bytes]) -> bytes:
     return OK
 
 
+def _mset(args: list[bytes]) -> bytes:
+    for i in range(1, len(args) - 1, 2):
+        STORE[args[i]] = args[i + 1]
+    return OK
+
+
 def _del(args: list[bytes]) -> bytes:
     return b":%d\r\n" % sum(STORE.pop(k, None) is not None for k in args[1:])
 
@@ -47,7 +54,7 @@ def _config(args: list[bytes]) -> bytes:
 
 COMMANDS = {
     b"PING": (_ping, 1), b"ECHO": (lambda a: _bulk(a[1]), 2), b"GET": (_get, 2),
-    b"SET": (_set, 3), b"DEL": (_del, 2), b"CONFIG": (_config, 1),
+    b"SET": (_set, 3), b"DEL": (_del, 2), b"CONFIG": (_config, 1), b"MSET": (_mset, 3),
 }
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +34,7 @@ import zmq
 from cluster.defer import Deferred, ensureDeferred, fail
 from cluster.error import TimeoutError
 from cluster.failure import Failure
-from cluster.shards import DEFAULT_SLOTS, ownerOf
+from cluster.shards import DEFAULT_SLOTS, keyBytes, ownerOfSlot
 from cluster.zmqsocket import ZmqSocket, configure
 
 log = logging.getLogger("cluster")
@@ -123,6 +124,7 @@ class RpcNode:
         self.node = node
         self.workers = workers
         self.slots = slots
+        self._table: list[str] | None = None  # the owner of each slot, once asked
         self.timeout = timeout
         self.maxMessage = maxMessage
         self.context = zmq.Context.instance()
@@ -155,8 +157,9 @@ class RpcNode:
     def setPeers(self, peers: dict[str, Any], workers: int | None = None) -> None:
         """The supervisor's word on who serves each node: ``{node: [pid, endpoint]}``.
         An incarnation that is gone from it (died, replaced) is lost."""
-        if workers is not None:
+        if workers is not None and workers != self.workers:
             self.workers = workers
+            self._table = None
         for node, peer in list(self.peers.items()):
             if peer is self.me:
                 continue
@@ -184,7 +187,12 @@ class RpcNode:
         return [f"worker-{i}" for i in range(self.workers)]
 
     def shardOf(self, key: Any) -> str:
-        return f"worker-{ownerOf(key, self.workers, self.slots)}"
+        """The node owning ``key``: a slot table lookup (``cluster.shards`` decides)."""
+        table = self._table
+        if table is None:
+            table = self._table = [f"worker-{ownerOfSlot(s, self.workers, self.slots)}"
+                                   for s in range(self.slots)]
+        return table[zlib.crc32(key if type(key) is bytes else keyBytes(key)) % self.slots]
 
     # -- calling -------------------------------------------------------------------------
 

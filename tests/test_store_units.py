@@ -32,7 +32,7 @@ def test_values_are_binary_safe():
     (b"*2\r\n$99999999999\r\n", "invalid bulk length"),
     (b"*9999999999\r\n", "invalid multibulk length"),
     (b"*1\r\n$-5\r\n", "invalid bulk length"),
-    (b"*x\r\n", "invalid multibulk length"),
+    (b"*x\r\n", "invalid length"),
     (b"*1\r\n+3\r\nabc\r\n", "expected '$'"),
     (b"*1\r\n$3\r\nabcXY", "not followed by CRLF"),
 ])

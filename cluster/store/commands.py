@@ -23,7 +23,9 @@ def _int(value: bytes) -> int | None:
 
 
 def get(ks: Keyspace, args: list[bytes]) -> bytes:
-    return resp.bulk(ks.get(args[1]))
+    key = args[1]
+    value = ks.get(key) if key in ks.expires else ks.data.get(key)
+    return resp.NIL if value is None else b"$%d\r\n%s\r\n" % (len(value), value)
 
 
 def set_(ks: Keyspace, args: list[bytes]) -> bytes:

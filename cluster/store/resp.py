@@ -69,25 +69,32 @@ class Parser:
 
     def feed(self, data: bytes) -> list[list[bytes]]:
         buf = self._buf + data if self._buf else data
+        try:
+            return self._parse(buf)
+        except ValueError as e:  # int() of a length that is not a number
+            raise ProtocolError(f"invalid length ({e})") from None
+
+    def _parse(self, buf: bytes) -> list[list[bytes]]:
         find = buf.find
         end = len(buf)
+        maxBulk, maxInline = self.maxBulk, self.maxInline
         pos = 0
         commands = []
         while pos < end:
             eol = find(b"\r\n", pos)
             if eol < 0:
-                if end - pos > self.maxInline:
+                if end - pos > maxInline:
                     raise ProtocolError("too big inline request")
                 break
             if buf[pos] != 42:  # not '*': an inline command, words up to CRLF
-                if eol - pos > self.maxInline:
+                if eol - pos > maxInline:
                     raise ProtocolError("too big inline request")
                 args = buf[pos:eol].split()
                 pos = eol + 2
                 if args:
                     commands.append(args)
                 continue
-            count = self._number(buf[pos + 1:eol], "multibulk length")
+            count = int(buf[pos + 1:eol])
             if count > self.maxArray:
                 raise ProtocolError("invalid multibulk length")
             p = eol + 2
@@ -100,14 +107,14 @@ class Parser:
                     break
                 if buf[p] != 36:  # '$'
                     raise ProtocolError(f"expected '$', got '{chr(buf[p])}'")
-                size = self._number(buf[p + 1:eol], "bulk length")
-                if size < 0 or size > self.maxBulk:
+                size = int(buf[p + 1:eol])
+                if size < 0 or size > maxBulk:
                     raise ProtocolError("invalid bulk length")
                 start = eol + 2
                 stop = start + size
                 if stop + 2 > end:
                     break
-                if buf[stop:stop + 2] != b"\r\n":
+                if buf[stop] != 13 or buf[stop + 1] != 10:
                     raise ProtocolError("bulk string not followed by CRLF")
                 args.append(buf[start:stop])
                 p = stop + 2
@@ -119,10 +126,3 @@ class Parser:
             break  # incomplete: wait for more
         self._buf = buf[pos:] if pos < end else b""
         return commands
-
-    @staticmethod
-    def _number(text: bytes, what: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise ProtocolError(f"invalid {what}") from None

@@ -1,0 +1,154 @@
+"""The default store against real redis-server and the single-process reactor server.
+
+    python -m bench.bench_store [--repeats 3] [--requests 100000]
+
+``redis-benchmark -t ping,set,get,mset -r 100000`` with ``-P 1`` and ``-P 16`` (50
+clients) against: this cluster (``cluster run``, the default app) with 1 and 2 workers,
+``redis-server`` (no persistence), and the core issue's one-process RESP server on this
+reactor (``bench/resp_server.py``, no sharding at all). Requests/s, and server CPU µs
+per request summed over every server process (supervisor, gateway and workers for the
+cluster). For the cluster, the share of commands whose key lived on another worker (a
+``callShard``) is read from each worker's INFO.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import socket
+import subprocess
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+
+from bench.common import (
+    cluster,
+    cpu_seconds,
+    free_port,
+    machine,
+    median,
+    raise_fd_limit,
+    redis_benchmark,
+    server,
+)
+
+TESTS = ("ping", "set", "get", "mset")
+
+
+@contextmanager
+def redis_server():
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=raise_fd_limit)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield port, [proc.pid]
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+@contextmanager
+def contender(kind: str):
+    if kind == "redis-server":
+        with redis_server() as started:
+            yield started
+    elif kind == "reactor":
+        port = free_port()
+        with server(["-m", "bench.resp_server", "cluster", str(port)]) as proc:
+            yield port, [proc.pid]
+    else:
+        with cluster("cluster.store.server:factory", int(kind[-1])) as started:
+            yield started
+
+
+def cross_shard(port: int) -> tuple[int, int]:
+    """(commands, of which remote) summed over every worker, from INFO on connections
+    until each worker has answered once."""
+    seen: dict[str, tuple[int, int]] = {}
+    for _ in range(50):
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"INFO\r\n")
+            data = b""
+            while not data.endswith(b"\r\n") or data.count(b"\r\n") < 2 or b"expired" not in data:
+                data += s.recv(65536)
+        fields = dict(line.split(":", 1) for line in data.decode().split("\r\n") if ":" in line)
+        seen[fields["node"]] = (int(fields["commands"]), int(fields["remote_commands"]))
+        if len(seen) == int(fields["workers"]):
+            break
+    return sum(c for c, _ in seen.values()), sum(r for _, r in seen.values())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--requests", type=int, default=100_000, help="per test at -P 1")
+    args = parser.parse_args()
+    raise_fd_limit()
+    started = datetime.datetime.now()
+    kinds = ["redis-server", "reactor", "cluster-1", "cluster-2"]
+    results: dict = defaultdict(list)
+    shares: dict = defaultdict(list)
+    for rep in range(args.repeats):
+        for kind in kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]:
+            with contender(kind) as (port, pids):
+                for pipeline in (1, 16):
+                    for test in TESTS:
+                        n = args.requests * (1 if pipeline == 1 else 5)
+                        if kind.startswith("cluster"):
+                            before = cross_shard(port)
+                        used = cpu_seconds(pids)
+                        rps = redis_benchmark(port, test, n, pipeline, keyspace=100_000)
+                        used = cpu_seconds(pids) - used
+                        if kind.startswith("cluster"):
+                            after = cross_shard(port)
+                            total = after[0] - before[0]
+                            shares[(kind, test)].append((after[1] - before[1]) / max(1, total))
+                        results[(kind, pipeline, test)].append((rps, used / n * 1e6))
+                        print(f"  {kind:12} -P {pipeline:2} {test:5} {rps:10.0f} req/s "
+                              f"{used / n * 1e6:6.2f} us CPU/req", flush=True)
+
+    def med(kind: str, pipeline: int, test: str, i: int) -> float:
+        return median([row[i] for row in results[(kind, pipeline, test)]])
+
+    print(f"\nRun {started:%Y-%m-%d %H:%M}, {machine()}; medians of {args.repeats} "
+          f"interleaved repeats.")
+    print(f"Command: python -m bench.bench_store --repeats {args.repeats} "
+          f"--requests {args.requests}\n")
+    labels = {"redis-server": "redis-server", "reactor": "one reactor process (core issue)",
+              "cluster-1": "cluster, 1 worker", "cluster-2": "cluster, 2 workers"}
+    for pipeline in (1, 16):
+        print(f"`-P {pipeline}`: requests/s, then server CPU µs per request\n")
+        print("| server | " + " | ".join(t.upper() for t in TESTS) + " | "
+              + " | ".join(f"{t.upper()} µs" for t in TESTS) + " |")
+        print("|---|" + "---:|" * (2 * len(TESTS)))
+        for kind in kinds:
+            cells = [f"{med(kind, pipeline, t, 0):,.0f}" for t in TESTS]
+            cells += [f"{med(kind, pipeline, t, 1):.2f}" for t in TESTS]
+            print(f"| {labels[kind]} | " + " | ".join(cells) + " |")
+        print()
+    for kind in ("cluster-1", "cluster-2"):
+        share = ", ".join(f"{t.upper()} {median(shares[(kind, t)]):.0%}" for t in TESTS)
+        print(f"- {labels[kind]}: share of commands served by another worker: {share}")
+    for kind, limit in (("cluster-1", 1.5), ("cluster-2", 2.0)):
+        ratio = med(kind, 1, "get", 1) / med("redis-server", 1, "get", 1)
+        print(f"- CPU per GET at `-P 1`, {labels[kind]} ÷ redis-server: {ratio:.2f} "
+              f"(target ≤ {limit})")
+    for test in ("get", "set"):
+        ratio = med("cluster-2", 16, test, 0) / med("cluster-1", 16, test, 0)
+        print(f"- requests/s at `-P 16`, 2 workers ÷ 1 worker, {test.upper()}: {ratio:.2f} "
+              f"(target ≥ 1.15)")
+
+
+if __name__ == "__main__":
+    main()
