@@ -1,8 +1,9 @@
 """The default app: a sharded in-memory key-value store speaking RESP2.
 
 Each worker owns the keys whose shard is its own (``rpc.shardOf``). A command on a key
-owned here runs at once; one on a key owned elsewhere is a ``callShard`` to
-``store.exec``, which runs it there and returns the encoded reply. MGET, MSET, DEL and
+owned here runs at once; the commands of one read on keys owned elsewhere go, per
+owner, in one ``callRemote`` to ``store.execMany``, which runs them there in order and
+returns their encoded replies. MGET, MSET, DEL and
 EXISTS split their keys by owner and gather; DBSIZE and FLUSHALL go to every worker.
 Replies keep request order: while any reply of a connection is still awaited, later ones
 wait in line behind it, and everything ready goes out in one write.
@@ -37,9 +38,9 @@ stats = {"connections": 0, "commands": 0, "remote": 0}
 
 # -- what other workers call ----------------------------------------------------------------
 
-@rpc.expose("store.exec")
-def _exec(args: list[bytes]) -> bytes:
-    return commands.execute(keyspace, args)
+@rpc.expose("store.execMany")
+def _execMany(requests: list[list[bytes]]) -> list[bytes]:
+    return [commands.execute(keyspace, args) for args in requests]
 
 
 @rpc.expose("store.mget")
@@ -123,6 +124,7 @@ class RespStore(Protocol):
         self.ready: list[bytes] = []  # replies to write, none awaited before them
         self.line: deque[list] = deque()  # once one is awaited: [reply or None] in order
         self.quitting = False
+        self.remote: dict[str, tuple[list, list]] = {}  # owner -> (commands, their slots)
         self.nil = resp.NIL  # RESP3's null once the client said HELLO 3
         stats["connections"] += 1
         self.transport.registerProducer(self, True)  # a slow reader stops our reading
@@ -153,6 +155,8 @@ class RespStore(Protocol):
             dispatch(args)
             if self.quitting:
                 break
+        if self.remote:
+            self._sendRemote()
         if failure is not None and not self.quitting:
             self.reply(resp.error(f"ERR Protocol error: {failure}"))
             self.quitting = True
@@ -179,13 +183,36 @@ class RespStore(Protocol):
         else:
             self.ready.append(answer)
 
-    def _arrived(self, answer: bytes, slot: list) -> None:
-        slot[0] = self.nil if answer == resp.NIL else answer
+    def _sendRemote(self) -> None:
+        """One ``store.execMany`` per owner for the commands of this read it owns."""
+        for owner, (requests, slots) in self.remote.items():
+            d = rpc.callRemote(owner, "store.execMany", requests)
+            d.addCallbacks(self._arrivedMany, self._failedMany, callbackArgs=(slots,),
+                           errbackArgs=(slots,))
+        self.remote = {}
+
+    def _arrivedMany(self, answers: list[bytes], slots: list[list]) -> None:
+        nil = self.nil
+        for slot, answer in zip(slots, answers, strict=True):
+            slot[0] = nil if answer == _NIL else answer
+        self._release()
+
+    def _failedMany(self, failure: Failure, slots: list[list]) -> None:
+        answer = _remoteError(failure)
+        for slot in slots:
+            slot[0] = answer
+        self._release()
+
+    def _release(self) -> None:
         line = self.line
-        if line[0] is slot:
+        if line and line[0][0] is not None:
             while line and line[0][0] is not None:
                 self.ready.append(line.popleft()[0])
             self.flush()
+
+    def _arrived(self, answer: bytes, slot: list) -> None:
+        slot[0] = self.nil if answer == resp.NIL else answer
+        self._release()
 
     def flush(self) -> None:
         if self.ready:
@@ -215,8 +242,17 @@ class RespStore(Protocol):
                 # the common case, without reply()'s checks
                 self.ready.append(self.nil if answer is _NIL else answer)
                 return None
+            # for another worker: queued with the others of this read, sent together
             stats["remote"] += 1
-            return self.reply(rpc.callRemote(owner, "store.exec", args))
+            slot: list = [None]
+            self.line.append(slot)
+            batch = self.remote.get(owner)
+            if batch is None:
+                self.remote[owner] = ([args], [slot])
+            else:
+                batch[0].append(args)
+                batch[1].append(slot)
+            return None
         handler = CONNECTION_COMMANDS.get(name)
         if handler is None:
             return self.reply(resp.error(
