@@ -126,3 +126,14 @@ def test_set_options_and_counters():
     assert run(ks, "PERSIST", "s") == resp.ONE
     assert run(ks, "PERSIST", "s") == resp.ZERO
     assert run(ks, "EXPIRE", "s", "-1") == resp.ONE and ks.get(b"s") is None
+
+
+def test_whole_buffers_with_crlf_inside_values_parse_right():
+    """The fast path splits at every CRLF; a value holding CRLF must still come out
+    whole (the parser notices the length mismatch and parses the general way)."""
+    tricky = b"a\r\n$1\r\nb"  # looks like RESP framing inside a value
+    wire = (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n%s\r\n" % (len(tricky), tricky)
+            + b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n")
+    assert resp.Parser().feed(wire) == [[b"SET", b"k", tricky], [b"GET", b"k"]]
+    many = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n" * 50
+    assert resp.Parser().feed(many) == [[b"GET", b"k"]] * 50

@@ -70,9 +70,43 @@ class Parser:
     def feed(self, data: bytes) -> list[list[bytes]]:
         buf = self._buf + data if self._buf else data
         try:
+            if buf[-2:] == b"\r\n" and buf[0] == 42:
+                commands = self._whole(buf)
+                if commands is not None:
+                    self._buf = b""
+                    return commands
             return self._parse(buf)
         except ValueError as e:  # int() of a length that is not a number
             raise ProtocolError(f"invalid length ({e})") from None
+
+    def _whole(self, buf: bytes) -> list[list[bytes]] | None:
+        """The fast path, for a buffer of whole multibulk requests and nothing else (what
+        clients send almost always): one split at every CRLF, then each argument checked
+        against its declared length. None if the buffer is anything else (a value with
+        CRLF inside, an inline command, a partial request): the general parser decides."""
+        if len(buf) > self.maxBulk:
+            return None  # the general parser enforces the limits precisely
+        parts = buf.split(b"\r\n")
+        end = len(parts) - 1  # parts[-1] is the b"" after the final CRLF
+        maxArray = self.maxArray
+        i = 0
+        commands = []
+        while i < end:
+            head = parts[i]
+            if not head or head[0] != 42:
+                return None
+            count = int(head[1:])
+            stop = i + 1 + 2 * count
+            if count > maxArray or count < 0 or stop > end:
+                return None
+            args = parts[i + 2:stop:2]
+            for j in range(i + 1, stop, 2):
+                if parts[j] != b"$%d" % len(parts[j + 1]):
+                    return None  # a value with CRLF inside, or not RESP: decide slowly
+            if args:
+                commands.append(args)
+            i = stop
+        return commands
 
     def _parse(self, buf: bytes) -> list[list[bytes]]:
         find = buf.find
