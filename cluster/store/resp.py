@@ -88,6 +88,16 @@ class Parser:
             return None  # the general parser enforces the limits precisely
         parts = buf.split(b"\r\n")
         end = len(parts) - 1  # parts[-1] is the b"" after the final CRLF
+        # one request of two or three arguments (GET k, SET k v): by far the commonest
+        if end == 5 and parts[0] == b"*2":
+            a, b = parts[2], parts[4]
+            if parts[1] == b"$%d" % len(a) and parts[3] == b"$%d" % len(b):
+                return [[a, b]]
+        elif end == 7 and parts[0] == b"*3":
+            a, b, c = parts[2], parts[4], parts[6]
+            if (parts[1] == b"$%d" % len(a) and parts[3] == b"$%d" % len(b)
+                    and parts[5] == b"$%d" % len(c)):
+                return [[a, b, c]]
         maxArray = self.maxArray
         i = 0
         commands = []
