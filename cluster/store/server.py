@@ -160,6 +160,8 @@ class RespStore(Protocol):
         if failure is not None and not self.quitting:
             self.reply(resp.error(f"ERR Protocol error: {failure}"))
             self.quitting = True
+        if self.line and not self.quitting:
+            return  # an answer from another worker is awaited: write it all then, at once
         ready = self.ready
         if len(ready) == 1 and not self.quitting:  # the common case: flush(), inlined
             self.ready = []
@@ -391,7 +393,9 @@ class RespStore(Protocol):
                 f"# Keyspace\r\ndb0:keys={len(keyspace)},expires={len(keyspace.expires)}\r\n"
                 f"# Cluster\r\nnode:{self.me}\r\nworkers:{len(names)}\r\nshards:{shards}\r\n"
                 f"connections:{stats['connections']}\r\ncommands:{stats['commands']}\r\n"
-                f"remote_commands:{stats['remote']}\r\nexpired_keys:{keyspace.expired}\r\n")
+                f"remote_commands:{stats['remote']}\r\nexpired_keys:{keyspace.expired}\r\n"
+                f"rpc_calls:{self.rpc.calls}\r\nrpc_served:{self.rpc.served}\r\n"
+                f"rpc_messages:{self.rpc.messagesSent}\r\n")
         return resp.bulk(text.encode())
 
 
