@@ -151,7 +151,8 @@ SINGLE_KEY: dict[bytes, tuple[Callable[[Keyspace, list[bytes]], bytes], int]] = 
 
 def execute(ks: Keyspace, args: list[bytes]) -> bytes:
     """Run a single-key command here (the caller checked its name and arity)."""
-    return SINGLE_KEY[args[0].upper()][0](ks, args)
+    entry = SINGLE_KEY.get(args[0]) or SINGLE_KEY[args[0].upper()]
+    return entry[0](ks, args)
 
 
 def mget(ks: Keyspace, keys: list[bytes]) -> list[bytes | None]:

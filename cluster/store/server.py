@@ -40,7 +40,8 @@ stats = {"connections": 0, "commands": 0, "remote": 0}
 
 @rpc.expose("store.execMany")
 def _execMany(requests: list[list[bytes]]) -> list[bytes]:
-    return [commands.execute(keyspace, args) for args in requests]
+    execute, ks = commands.execute, keyspace
+    return [execute(ks, args) for args in requests]
 
 
 @rpc.expose("store.mget")
@@ -188,6 +189,7 @@ class RespStore(Protocol):
     def _sendRemote(self) -> None:
         """One ``store.execMany`` per owner for the commands of this read it owns."""
         for owner, (requests, slots) in self.remote.items():
+            stats["remote"] += len(requests)
             d = rpc.callRemote(owner, "store.execMany", requests)
             d.addCallbacks(self._arrivedMany, self._failedMany, callbackArgs=(slots,),
                            errbackArgs=(slots,))
@@ -245,7 +247,6 @@ class RespStore(Protocol):
                 self.ready.append(self.nil if answer is _NIL else answer)
                 return None
             # for another worker: queued with the others of this read, sent together
-            stats["remote"] += 1
             slot: list = [None]
             self.line.append(slot)
             batch = self.remote.get(owner)
