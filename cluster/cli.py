@@ -168,3 +168,6 @@ def main(argv: list[str] | None = None) -> None:
     except control.NotRunning as e:
         print(f"cluster {args.command}: {e}", file=sys.stderr)
         sys.exit(1)
+    except ValueError as e:  # a bad name, address or setting
+        print(f"cluster {args.command}: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -12,6 +12,8 @@ import tomllib
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from cluster import rundir
+
 ROUTES = ("least-connections", "round-robin", "source-hash", "key")
 
 
@@ -53,6 +55,7 @@ class Config:
         if self.route == "key" and not self.target:
             raise ValueError("route = key needs a TARGET whose factory has routeKey")
         self.hostPort()
+        rundir.path(self.name)  # a valid name, and room for the sockets in its directory
 
     def hostPort(self) -> tuple[str, int]:
         """``bind`` split into host and port (``[::1]:80`` for IPv6)."""

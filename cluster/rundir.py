@@ -17,10 +17,21 @@ def parent() -> str:
     return os.path.join(base, f"reactor-cluster-{os.getuid()}")
 
 
+# A Unix socket path holds at most 107 bytes; the longest one inside the directory is an
+# RPC endpoint, "rpc-worker-NNN-PPPPPPP.ipc".
+ENDPOINT_ROOM = 32
+MAX_SOCKET_PATH = 107
+
+
 def path(name: str) -> str:
     if not name or "/" in name or name.startswith("."):
         raise ValueError(f"invalid cluster name {name!r}")
-    return os.path.join(parent(), name)
+    p = os.path.join(parent(), name)
+    if len(p.encode()) + 1 + ENDPOINT_ROOM > MAX_SOCKET_PATH:
+        raise ValueError(f"the run directory {p} is too long for the Unix sockets inside it "
+                         f"(at most {MAX_SOCKET_PATH - 1 - ENDPOINT_ROOM} bytes): use a "
+                         f"shorter --name or XDG_RUNTIME_DIR")
+    return p
 
 
 def controlPath(name: str) -> str:

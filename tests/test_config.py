@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -48,11 +50,24 @@ def test_bad_settings_are_refused_clearly(tmp_path, content, message):
         config.load(str(f), {})
 
 
-def test_run_directory_is_private(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+def test_run_directory_is_private(monkeypatch):
+    import tempfile
+
+    short = tempfile.mkdtemp(prefix="rd-", dir="/tmp")  # pytest's tmp_path is too long
+    monkeypatch.setenv("XDG_RUNTIME_DIR", short)
     p = rundir.create("unit")
     assert stat.S_IMODE(os.stat(p).st_mode) == 0o700
     assert stat.S_IMODE(os.stat(rundir.parent()).st_mode) == 0o700
     rundir.remove("unit")
     with pytest.raises(ValueError):
         rundir.path("../escape")
+    os.rmdir(rundir.parent())
+    os.rmdir(short)
+
+
+def test_a_name_too_long_for_the_sockets_in_its_run_directory_is_refused():
+    with pytest.raises(ValueError, match="too long for the Unix sockets"):
+        config.Config(name="n" * 100)
+    out = subprocess.run([sys.executable, "-m", "cluster", "status", "--name", "n" * 100],
+                         cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "shorter --name" in out.stderr
