@@ -137,3 +137,39 @@ def test_whole_buffers_with_crlf_inside_values_parse_right():
     assert resp.Parser().feed(wire) == [[b"SET", b"k", tricky], [b"GET", b"k"]]
     many = b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n" * 50
     assert resp.Parser().feed(many) == [[b"GET", b"k"]] * 50
+
+
+def test_replies_waiting_on_another_worker_are_bounded(tmp_path, monkeypatch):
+    """A pipeline against a shard that does not answer stops being read once too many
+    replies wait behind it, and is read again once they are answered, in order."""
+    from cluster import rpc
+    from cluster.reactor import Reactor
+    from cluster.shards import ownerOf
+    from cluster.store import server
+    from cluster.testing import StringTransport
+
+    monkeypatch.setattr(server, "MAX_WAITING", 10)
+    monkeypatch.setattr(server, "RESUME_WAITING", 3)
+    reactor = Reactor()
+    node = rpc.RpcNode(reactor, "worker-0", str(tmp_path), workers=2)
+    node.setPeers({"worker-1": [1, f"ipc://{tmp_path}/nobody.ipc"]})  # never answers
+    rpc.install(node)
+    try:
+        key = next(k for k in (b"k%d" % i for i in range(100)) if ownerOf(k, 2) == 1)
+        proto, transport = server.RespStore(), StringTransport()
+        proto.makeConnection(transport)
+        for _ in range(11):
+            assert transport.producerState == "producing"
+            proto.dataReceived(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
+        assert transport.producerState == "paused" and transport.value() == b""
+        for n, cid in enumerate(sorted(node.pending)):  # the answers arrive, in order
+            call = node.pending.pop(cid)
+            call.peer.pending.discard(cid)
+            node._settle(call, [b"$1\r\n%d\r\n" % (n % 10)])
+            if n < 7:
+                assert transport.producerState == "paused"
+        assert transport.producerState == "producing"
+        assert transport.value() == b"".join(b"$1\r\n%d\r\n" % (n % 10) for n in range(11))
+    finally:
+        rpc.install(None)
+        node.close()

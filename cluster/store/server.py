@@ -29,6 +29,10 @@ from cluster.store.keyspace import Keyspace
 from cluster.task import LoopingCall
 
 SWEEP_INTERVAL = 0.1
+# Replies a connection may have waiting behind one from another worker before its socket
+# stops being read (a pipeline against a slow shard must not grow memory without bound)
+MAX_WAITING = 10_000
+RESUME_WAITING = 1_000
 _SINGLE = commands.SINGLE_KEY
 _NIL = resp.NIL
 
@@ -125,6 +129,8 @@ class RespStore(Protocol):
         self.ready: list[bytes] = []  # replies to write, none awaited before them
         self.line: deque[list] = deque()  # once one is awaited: [reply or None] in order
         self.quitting = False
+        self.writesBlocked = False  # the client is not taking our replies
+        self.readingPaused = False
         self.remote: dict[str, tuple[list, list]] = {}  # owner -> (commands, their slots)
         self.nil = resp.NIL  # RESP3's null once the client said HELLO 3
         stats["connections"] += 1
@@ -133,12 +139,26 @@ class RespStore(Protocol):
     def connectionLost(self, reason: Any) -> None:
         stats["connections"] -= 1
 
-    # the transport pauses us, as a producer, while the client is not reading replies
+    # Reading stops while the client is not reading replies (the transport pauses us, as
+    # a producer) or while too many replies wait on other workers; it resumes when
+    # neither holds.
     def pauseProducing(self) -> None:
-        self.transport.pauseProducing()
+        self.writesBlocked = True
+        self._readOrNot()
 
     def resumeProducing(self) -> None:
-        self.transport.resumeProducing()
+        self.writesBlocked = False
+        self._readOrNot()
+
+    def _readOrNot(self) -> None:
+        wait = self.writesBlocked or len(self.line) > (
+            RESUME_WAITING if self.readingPaused else MAX_WAITING)
+        if wait != self.readingPaused:
+            self.readingPaused = wait
+            if wait:
+                self.transport.pauseProducing()
+            else:
+                self.transport.resumeProducing()
 
     def stopProducing(self) -> None:
         pass
@@ -162,6 +182,8 @@ class RespStore(Protocol):
             self.reply(resp.error(f"ERR Protocol error: {failure}"))
             self.quitting = True
         if self.line and not self.quitting:
+            if len(self.line) > MAX_WAITING:
+                self._readOrNot()
             return  # an answer from another worker is awaited: write it all then, at once
         ready = self.ready
         if len(ready) == 1 and not self.quitting:  # the common case: flush(), inlined
@@ -213,6 +235,8 @@ class RespStore(Protocol):
             while line and line[0][0] is not None:
                 self.ready.append(line.popleft()[0])
             self.flush()
+            if self.readingPaused:
+                self._readOrNot()
 
     def _arrived(self, answer: bytes, slot: list) -> None:
         slot[0] = self.nil if answer == resp.NIL else answer
