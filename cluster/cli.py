@@ -95,9 +95,13 @@ def cmd_load(args: argparse.Namespace) -> int:
         args.duration = 10.0
     options = {"keyspace": args.keyspace, "value_size": args.value_size,
                "set_ratio": args.set_ratio, "pipeline": args.pipeline}
-    summary = runner.run(host.strip("[]") or "127.0.0.1", int(port), args.workload,
-                         args.connections, args.processes, args.duration, args.requests,
-                         options, progress=not args.json and sys.stderr.isatty())
+    try:
+        summary = runner.run(host.strip("[]") or "127.0.0.1", int(port), args.workload,
+                             args.connections, args.processes, args.duration, args.requests,
+                             options, progress=not args.json and sys.stderr.isatty())
+    except RuntimeError as e:  # a load process died (its own error is on stderr)
+        print(f"cluster load: {e}", file=sys.stderr)
+        return 1
     print(json.dumps(summary, indent=2) if args.json else runner.render(summary))
     return 1 if summary["errors"] else 0
 

@@ -35,3 +35,11 @@ def test_wrong_replies_are_counted_as_errors(make_cluster):
                    "--set-ratio", "1")
     assert code == 1 and s["errors"] > 0 and s["requests"] == 0
     assert "unexpected reply" in s["error_samples"][0]
+
+
+def test_no_server_ends_at_once_with_connect_errors():
+    from tests.clusterutil import free_port
+
+    code, s = cluster_load(free_port(), "-c", "3", "-p", "1", "-n", "100")
+    assert code == 1 and s["errors"] == 3 and s["requests"] == 0
+    assert "connect" in s["error_samples"][0]

@@ -65,11 +65,14 @@ class Recorder:
 
 
 class LoadFactory(ClientFactory):
-    def __init__(self, protocol: type, recorder: Recorder, options: dict[str, Any]) -> None:
+    def __init__(self, protocol: type, recorder: Recorder, options: dict[str, Any],
+                 connections: int) -> None:
         self.protocol = protocol
         self.recorder = recorder
         self.options = options
         self.connected: list[Any] = []
+        self.alive = connections  # connecting or connected
+        self.allGone: Any = lambda: None
 
     def buildProtocol(self, addr: Any) -> Any:
         p = self.protocol()
@@ -79,12 +82,24 @@ class LoadFactory(ClientFactory):
 
     def clientConnectionFailed(self, connector: Any, reason: Any) -> None:
         self.recorder.error(f"connect: {reason.getErrorMessage()}")
+        self._gone()
+
+    def clientConnectionLost(self, connector: Any, reason: Any) -> None:
+        if not self.recorder.stopped:
+            self.recorder.error(f"connection lost: {reason.getErrorMessage()}")
+        self._gone()
+
+    def _gone(self) -> None:
+        self.alive -= 1
+        if self.alive <= 0:
+            self.allGone()  # nothing left to wait for
 
 
 def main() -> None:
     spec = json.loads(sys.argv[1])
     recorder = Recorder(spec.get("requests"))
-    factory = LoadFactory(workloads.resolve(spec["workload"]), recorder, spec["options"])
+    factory = LoadFactory(workloads.resolve(spec["workload"]), recorder, spec["options"],
+                          spec["connections"])
     for _ in range(spec["connections"]):
         reactor.connectTCP(spec["host"], spec["port"], factory, timeout=10)
 
@@ -102,24 +117,28 @@ def main() -> None:
         else:
             reactor.callLater(0.25, tick)
 
-    def finish() -> None:
-        if recorder.stopped:
-            return
-        recorder.stopped = True
-        recorder.elapsed = reactor.seconds() - started
-        if recorder.finished():
+    def finish(allGone: bool = False) -> None:
+        if not recorder.stopped:
+            recorder.stopped = True
+            recorder.elapsed = reactor.seconds() - started
+        if recorder.finished() or allGone:
             close()
         else:  # replies to requests already sent may still come
             reactor.callLater(2.0, close)
 
     def close() -> None:
+        if closed:
+            return
+        closed.append(True)
         for p in factory.connected:
             if p.transport is not None:
                 p.transport.abortConnection()
         report(final=True)
         reactor.stop()
 
+    closed: list[bool] = []
     recorder.onFinished = lambda: reactor.callLater(0, finish)
+    factory.allGone = lambda: reactor.callLater(0, finish, True)
     started = reactor.seconds()
     deadline = started + (spec.get("duration") or 1e9)
     reactor.callLater(0.25, tick)
