@@ -276,6 +276,14 @@ class RpcNode:
                 del self._outbox[to]
                 self._send(to, box)
 
+    def flushNow(self) -> None:
+        """Send what is queued now instead of at the end of this reactor iteration (for
+        callers that gather their own calls until the end of the iteration)."""
+        if self._flushCall is not None:
+            if self._flushCall.active():
+                self._flushCall.cancel()
+            self._flush()
+
     def _flush(self) -> None:
         """End of the iteration: one message per destination with everything for it."""
         self._flushCall = None

@@ -161,6 +161,7 @@ def test_replies_waiting_on_another_worker_are_bounded(tmp_path, monkeypatch):
         for _ in range(11):
             assert transport.producerState == "producing"
             proto.dataReceived(b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key))
+            server._gathered.send()  # the end of a reactor iteration: the call goes out
         assert transport.producerState == "paused" and transport.value() == b""
         for n, cid in enumerate(sorted(node.pending)):  # the answers arrive, in order
             call = node.pending.pop(cid)

@@ -1,9 +1,10 @@
 """The default app: a sharded in-memory key-value store speaking RESP2.
 
 Each worker owns the keys whose shard is its own (``rpc.shardOf``). A command on a key
-owned here runs at once; the commands of one read on keys owned elsewhere go, per
-owner, in one ``callRemote`` to ``store.execMany``, which runs them there in order and
-returns their encoded replies. MGET, MSET, DEL and
+owned here runs at once; the commands on keys owned elsewhere, from every connection,
+are gathered until the end of the reactor iteration and go, per owner, in one
+``callRemote`` to ``store.execMany``, which runs them there in order and returns their
+encoded replies. MGET, MSET, DEL and
 EXISTS split their keys by owner and gather; DBSIZE and FLUSHALL go to every worker.
 Replies keep request order: while any reply of a connection is still awaited, later ones
 wait in line behind it, and everything ready goes out in one write.
@@ -131,7 +132,6 @@ class RespStore(Protocol):
         self.quitting = False
         self.writesBlocked = False  # the client is not taking our replies
         self.readingPaused = False
-        self.remote: dict[str, tuple[list, list]] = {}  # owner -> (commands, their slots)
         self.nil = resp.NIL  # RESP3's null once the client said HELLO 3
         stats["connections"] += 1
         self.transport.registerProducer(self, True)  # a slow reader stops our reading
@@ -176,8 +176,6 @@ class RespStore(Protocol):
             dispatch(args)
             if self.quitting:
                 break
-        if self.remote:
-            self._sendRemote()
         if failure is not None and not self.quitting:
             self.reply(resp.error(f"ERR Protocol error: {failure}"))
             self.quitting = True
@@ -207,27 +205,6 @@ class RespStore(Protocol):
             self.line.append([answer])
         else:
             self.ready.append(answer)
-
-    def _sendRemote(self) -> None:
-        """One ``store.execMany`` per owner for the commands of this read it owns."""
-        for owner, (requests, slots) in self.remote.items():
-            stats["remote"] += len(requests)
-            d = rpc.callRemote(owner, "store.execMany", requests)
-            d.addCallbacks(self._arrivedMany, self._failedMany, callbackArgs=(slots,),
-                           errbackArgs=(slots,))
-        self.remote = {}
-
-    def _arrivedMany(self, answers: list[bytes], slots: list[list]) -> None:
-        nil = self.nil
-        for slot, answer in zip(slots, answers, strict=True):
-            slot[0] = nil if answer == _NIL else answer
-        self._release()
-
-    def _failedMany(self, failure: Failure, slots: list[list]) -> None:
-        answer = _remoteError(failure)
-        for slot in slots:
-            slot[0] = answer
-        self._release()
 
     def _release(self) -> None:
         line = self.line
@@ -270,15 +247,11 @@ class RespStore(Protocol):
                 # the common case, without reply()'s checks
                 self.ready.append(self.nil if answer is _NIL else answer)
                 return None
-            # for another worker: queued with the others of this read, sent together
+            # for another worker: gathered with every connection's until the end of this
+            # reactor iteration, then sent as one call per owner
             slot: list = [None]
             self.line.append(slot)
-            batch = self.remote.get(owner)
-            if batch is None:
-                self.remote[owner] = ([args], [slot])
-            else:
-                batch[0].append(args)
-                batch[1].append(slot)
+            _gathered.add(owner, args, self, slot)
             return None
         handler = CONNECTION_COMMANDS.get(name)
         if handler is None:
@@ -422,6 +395,59 @@ class RespStore(Protocol):
                 f"rpc_calls:{self.rpc.calls}\r\nrpc_served:{self.rpc.served}\r\n"
                 f"rpc_messages:{self.rpc.messagesSent}\r\n")
         return resp.bulk(text.encode())
+
+
+class _Gathered:
+    """Single-key commands bound for other workers, from every connection, gathered over
+    one reactor iteration: at its end, one ``store.execMany`` per owner carries them all,
+    and the answers go back to each connection's waiting slots."""
+
+    def __init__(self) -> None:
+        self.byOwner: dict[str, tuple[list, list]] = {}  # owner -> (commands, (proto, slot))
+        self.scheduled = False
+
+    def add(self, owner: str, args: list[bytes], proto: RespStore, slot: list) -> None:
+        batch = self.byOwner.get(owner)
+        if batch is None:
+            self.byOwner[owner] = ([args], [(proto, slot)])
+        else:
+            batch[0].append(args)
+            batch[1].append((proto, slot))
+        if not self.scheduled:
+            self.scheduled = True
+            rpc._current().reactor.callLater(0, self.send)
+
+    def send(self) -> None:
+        self.scheduled = False
+        byOwner, self.byOwner = self.byOwner, {}
+        for owner, (requests, waiting) in byOwner.items():
+            stats["remote"] += len(requests)
+            d = rpc.callRemote(owner, "store.execMany", requests)
+            d.addCallbacks(_answered, _unanswered, callbackArgs=(waiting,),
+                           errbackArgs=(waiting,))
+        rpc._current().flushNow()  # this is the end of the iteration already
+
+
+def _answered(answers: list[bytes], waiting: list[tuple[RespStore, list]]) -> None:
+    touched = {}
+    for (proto, slot), answer in zip(waiting, answers, strict=True):
+        slot[0] = proto.nil if answer == _NIL else answer
+        touched[id(proto)] = proto
+    for proto in touched.values():
+        proto._release()
+
+
+def _unanswered(failure: Failure, waiting: list[tuple[RespStore, list]]) -> None:
+    answer = _remoteError(failure)
+    touched = {}
+    for proto, slot in waiting:
+        slot[0] = answer
+        touched[id(proto)] = proto
+    for proto in touched.values():
+        proto._release()
+
+
+_gathered = _Gathered()
 
 
 def _now(value: Any) -> Deferred:
