@@ -101,6 +101,11 @@ def part_b(args, results) -> None:
                               f"req/s {used / requests * 1e6:6.2f} us CPU/req", flush=True)
 
 
+def ratio(a: float, b: float) -> float:
+    """a ÷ b; NaN when b is 0 (a run too short for the CPU clock to tick)."""
+    return a / b if b else float("nan")
+
+
 def report(args, results) -> str:
     lines = []
     if args.skip != "a":
@@ -129,7 +134,7 @@ def report_a(args, results) -> list[str]:
         for kind, n in setups(args):
             rate, cpu = med(kind, n)
             lines.append(f"| {LABELS[kind].format(n)} | {rate:,.0f} | {cpu:.1f} "
-                         f"| {rate / plain:.2f} |")
+                         f"| {ratio(rate, plain):.2f} |")
         lines.append("")
     return lines
 
@@ -156,12 +161,13 @@ def report_b(args, results) -> list[str]:
     lines.append("")
     for w in args.workers:
         for pipeline in (1, 16):
-            cpu = [med[("gateway", w, pipeline, t)][1] / med[("plain", 1, pipeline, t)][1]
+            cpu = [ratio(med[("gateway", w, pipeline, t)][1], med[("plain", 1, pipeline, t)][1])
                    for t in ("get", "set")]
             line = (f"- {w} worker(s) `-P {pipeline}`: CPU/request ÷ plain process "
                     f"GET {cpu[0]:.2f}, SET {cpu[1]:.2f}")
             if w > 1:
-                rp = [med[("gateway", w, pipeline, t)][1] / med[("reuseport", w, pipeline, t)][1]
+                rp = [ratio(med[("gateway", w, pipeline, t)][1],
+                            med[("reuseport", w, pipeline, t)][1])
                       for t in ("get", "set")]
                 line += f"; ÷ {w} SO_REUSEPORT processes GET {rp[0]:.2f}, SET {rp[1]:.2f}"
             lines.append(line)
@@ -170,7 +176,7 @@ def report_b(args, results) -> list[str]:
             if w == 1:
                 continue
             for pipeline in (1, 16):
-                r = [med[("gateway", w, pipeline, t)][0] / med[("gateway", 1, pipeline, t)][0]
+                r = [ratio(med[("gateway", w, pipeline, t)][0], med[("gateway", 1, pipeline, t)][0])
                      for t in ("get", "set")]
                 lines.append(f"- requests/s, {w} workers ÷ 1 worker, `-P {pipeline}`: "
                              f"GET {r[0]:.2f}, SET {r[1]:.2f}")
