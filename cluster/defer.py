@@ -396,6 +396,13 @@ def gatherResults(deferredList: Iterable[Deferred], consumeErrors: bool = False)
     return dl.addCallback(lambda results: [r for _, r in results])
 
 
+def gatherFirst(deferredList: Iterable[Deferred]) -> Deferred:
+    """``gatherResults`` that fails with the first failure itself (not wrapped in
+    FirstError), the others consumed: for callers that relay the error as it came."""
+    d = gatherResults(deferredList, consumeErrors=True)
+    return d.addErrback(lambda f: f.value.subFailure if f.check(FirstError) else f)
+
+
 def deferLater(clock: Any, delay: float, callable: Callable[..., Any] | None = None,
                *args: Any, **kw: Any) -> Deferred:
     """A Deferred that fires with ``callable(*args, **kw)`` after ``delay`` seconds."""

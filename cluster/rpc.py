@@ -31,7 +31,7 @@ from typing import Any
 import msgpack
 import zmq
 
-from cluster.defer import Deferred, ensureDeferred, fail
+from cluster.defer import Deferred, ensureDeferred, fail, gatherFirst
 from cluster.error import TimeoutError
 from cluster.failure import Failure
 from cluster.shards import DEFAULT_SLOTS, keyBytes, ownerOfSlot
@@ -96,7 +96,6 @@ class _Peer:
         self.pid = pid
         self.endpoint = endpoint
         self.dealer: ZmqSocket | None = None
-        self.pending: set[int] = set()
         self.lost = False
 
 
@@ -174,11 +173,10 @@ class RpcNode:
     def _lose(self, peer: _Peer, why: str) -> None:
         peer.lost = True
         self._outbox.pop(peer, None)
-        for cid in sorted(peer.pending):
-            call = self.pending.pop(cid, None)
+        for cid in sorted(cid for cid, call in self.pending.items() if call.peer is peer):
+            call = self.pending.pop(cid, None)  # an errback may have cancelled it meanwhile
             if call is not None:
                 self._settle(call, Failure(NodeLost(why)))
-        peer.pending.clear()
         if peer.dealer is not None:
             peer.dealer.close()
             peer.dealer = None
@@ -213,7 +211,6 @@ class RpcNode:
         delay = self.timeout if timeout is None else timeout
         timer = self.reactor.callLater(delay, self._timedOut, cid, node, method, delay)
         self.pending[cid] = _Call(d, peer, timer)
-        peer.pending.add(cid)
         self._enqueue(peer if peer is not self.me else _LOCAL, item)
         return d
 
@@ -242,15 +239,12 @@ class RpcNode:
 
     def _cancel(self, cid: int) -> None:
         call = self.pending.pop(cid, None)
-        if call is not None:
-            call.peer.pending.discard(cid)
-            if call.timer.active():
-                call.timer.cancel()
+        if call is not None and call.timer.active():
+            call.timer.cancel()
 
     def _timedOut(self, cid: int, node: str, method: str, delay: float) -> None:
         call = self.pending.pop(cid, None)
         if call is not None:
-            call.peer.pending.discard(cid)
             call.deferred.errback(TimeoutError(f"{method} on {node}: no reply within {delay}s"))
 
     def _settle(self, call: _Call, result: Any) -> None:
@@ -391,7 +385,6 @@ class RpcNode:
         if call is None or call.peer is not peer:
             return  # a late reply after a timeout or a cancel: dropped quietly
         del self.pending[cid]
-        peer.pending.discard(cid)
         self._settle(call, result)
 
     # -- serving -------------------------------------------------------------------------
@@ -541,25 +534,8 @@ def broadcast(method: str, *args: Any, timeout: float | None = None, **kwargs: A
     node = _current()
     names = node.nodes()
     calls = [node.callRemote(name, method, args, kwargs, timeout) for name in names]
-    result: dict[str, Any] = {}
-    done = Deferred()
-    remaining = [len(calls)]
-
-    def ok(value: Any, name: str) -> None:
-        result[name] = value
-        remaining[0] -= 1
-        if remaining[0] == 0 and not done.called:
-            done.callback({n: result[n] for n in names})
-
-    def failed(failure: Failure) -> None:
-        if not done.called:
-            done.errback(failure)
-
-    for name, d in zip(names, calls, strict=True):
-        d.addCallbacks(ok, failed, callbackArgs=(name,))
-    if not calls:
-        done.callback({})
-    return done
+    return gatherFirst(calls).addCallback(lambda results: dict(zip(names, results,
+                                                                   strict=True)))
 
 
 def notify(node: str, method: str, *args: Any, **kwargs: Any) -> None:

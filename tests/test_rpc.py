@@ -368,3 +368,16 @@ def test_a_forged_reply_cannot_fire_someone_elses_deferred(runner, pair, tmp_pat
 
     assert run(runner, go()) == "real"
     impostor.close()
+
+
+def test_broadcast_fires_with_every_result_or_the_first_failure_itself(runner, pair):
+    async def go():
+        results = await rpc.broadcast("echo", 1)
+        try:
+            await rpc.broadcast("t.boom", "x")
+        except Exception as e:  # noqa: BLE001 - the type is what is checked
+            return results, e
+
+    results, e = run(runner, go())
+    assert results == {"worker-0": [[1], {}], "worker-1": [[1], {}]}
+    assert type(e) is RemoteError and e.remoteMessage == "x"  # not wrapped in FirstError

@@ -164,9 +164,7 @@ def test_replies_waiting_on_another_worker_are_bounded(tmp_path, monkeypatch):
             server._gathered.send()  # the end of a reactor iteration: the call goes out
         assert transport.producerState == "paused" and transport.value() == b""
         for n, cid in enumerate(sorted(node.pending)):  # the answers arrive, in order
-            call = node.pending.pop(cid)
-            call.peer.pending.discard(cid)
-            node._settle(call, [b"$1\r\n%d\r\n" % (n % 10)])
+            node._settle(node.pending.pop(cid), [b"$1\r\n%d\r\n" % (n % 10)])
             if n < 7:
                 assert transport.producerState == "paused"
         assert transport.producerState == "producing"

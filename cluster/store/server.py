@@ -20,7 +20,7 @@ from collections import deque
 from typing import Any
 
 from cluster import rpc
-from cluster.defer import Deferred
+from cluster.defer import Deferred, gatherFirst, succeed
 from cluster.error import TimeoutError
 from cluster.failure import Failure
 from cluster.protocol import Factory, Protocol
@@ -87,27 +87,6 @@ def _remoteError(failure: Failure) -> bytes:
     if isinstance(e, TimeoutError):
         return resp.error(f"TIMEOUT the shard's worker did not answer ({e})")
     return resp.error(f"ERR {failure.getErrorMessage()}")
-
-
-def _gather(parts: list[Deferred], combine: Any) -> Deferred:
-    """A Deferred of ``combine(results)`` once every part fired; the first failure wins."""
-    results: list[Any] = [None] * len(parts)
-    done = Deferred()
-    left = [len(parts)]
-
-    def one(value: Any, i: int) -> None:
-        results[i] = value
-        left[0] -= 1
-        if not left[0] and not done.called:
-            done.callback(combine(results))
-
-    def failed(failure: Failure) -> None:
-        if not done.called:
-            done.errback(failure)
-
-    for i, d in enumerate(parts):
-        d.addCallbacks(one, failed, callbackArgs=(i,))
-    return done
 
 
 def _byOwner(keys: list[bytes]) -> dict[str, list[int]]:
@@ -272,13 +251,13 @@ class RespStore(Protocol):
         for node, where in owners.items():
             mine = [keys[i] for i in where]
             if node == self.me:
-                parts.append(_now(local(keyspace, mine)))
+                parts.append(succeed(local(keyspace, mine)))
             else:
                 stats["remote"] += 1
                 parts.append(rpc.callRemote(node, method, mine))
             positions.append(where)
-        return _gather(parts, lambda results: combine(list(zip(positions, results,
-                                                                strict=True))))
+        return gatherFirst(parts).addCallback(
+            lambda results: combine(list(zip(positions, results, strict=True))))
 
     def mget(self, args: list[bytes]) -> Any:
         keys = args[1:]
@@ -306,20 +285,13 @@ class RespStore(Protocol):
             else:
                 stats["remote"] += 1
                 parts.append(rpc.callRemote(node, "store.mset", pairs))
-        return _gather(parts, lambda _: resp.OK) if parts else resp.OK
-
-    def _count(self, local: Any, method: str) -> Any:
-        def command(args: list[bytes]) -> Any:
-            return self._split(args[1:], local, method,
-                               lambda parts: resp.integer(sum(n for _, n in parts)))
-
-        return command
+        return gatherFirst(parts).addCallback(lambda _: resp.OK) if parts else resp.OK
 
     def delete(self, args: list[bytes]) -> Any:
-        return self._count(commands.delete, "store.del")(args)
+        return self._split(args[1:], commands.delete, "store.del", _sumCounts)
 
     def exists(self, args: list[bytes]) -> Any:
-        return self._count(commands.exists, "store.exists")(args)
+        return self._split(args[1:], commands.exists, "store.exists", _sumCounts)
 
     def dbsize(self, args: list[bytes]) -> Any:
         return rpc.broadcast("store.dbsize").addCallback(
@@ -429,6 +401,16 @@ class _Gathered:
 
 
 def _answered(answers: list[bytes], waiting: list[tuple[RespStore, list]]) -> None:
+    _fill(waiting, answers)
+
+
+def _unanswered(failure: Failure, waiting: list[tuple[RespStore, list]]) -> None:
+    _fill(waiting, [_remoteError(failure)] * len(waiting))
+
+
+def _fill(waiting: list[tuple[RespStore, list]], answers: list[bytes]) -> None:
+    """Put each answer in its connection's slot, then let every connection touched write
+    what is now ready."""
     touched = {}
     for (proto, slot), answer in zip(waiting, answers, strict=True):
         slot[0] = proto.nil if answer == _NIL else answer
@@ -437,23 +419,11 @@ def _answered(answers: list[bytes], waiting: list[tuple[RespStore, list]]) -> No
         proto._release()
 
 
-def _unanswered(failure: Failure, waiting: list[tuple[RespStore, list]]) -> None:
-    answer = _remoteError(failure)
-    touched = {}
-    for proto, slot in waiting:
-        slot[0] = answer
-        touched[id(proto)] = proto
-    for proto in touched.values():
-        proto._release()
-
-
 _gathered = _Gathered()
 
 
-def _now(value: Any) -> Deferred:
-    d = Deferred()
-    d.callback(value)
-    return d
+def _sumCounts(parts: list[tuple[list[int], int]]) -> bytes:
+    return resp.integer(sum(n for _, n in parts))
 
 
 def _arity(count: int, arity: int) -> bool:
