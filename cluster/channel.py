@@ -4,7 +4,9 @@ The cluster's processes talk over these: supervisor to gateway and to each worke
 (commands, heartbeats), gateway to worker (handed-over connections, load reports).
 SEQPACKET keeps message boundaries, so one ``recvmsg`` is one message, and fds travel
 with the message they belong to (SCM_RIGHTS). Whoever receives fds owns them: a message
-that cannot be decoded has its fds closed here, so a bad message never leaks one.
+that cannot be decoded, or whose handler raises, has its fds closed here and is dropped
+(the channel goes on with the next one), so a bad message never leaks an fd. The rule
+for handlers that follows: one that takes an fd must not raise after taking it.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import array
 import logging
 import os
 import socket
+import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgpack
 
 from cluster.error import CONNECTION_DONE, ConnectionLost
+from cluster.logs import Episodes
 
 log = logging.getLogger("cluster")
 
@@ -52,6 +56,7 @@ class Channel:
         self.closed = False
         self.dropped = 0
         self._fd = sock.fileno()
+        self.badMessages = Episodes(log, f"channel fd {self._fd}: dropped a %s", reactor)
         self._pack = msgpack.Packer().pack  # one packer, not one per message
 
     def start(self) -> Channel:
@@ -99,14 +104,22 @@ class Channel:
             except Exception as e:
                 self._drop(fds, f"undecodable message: {e}")
                 continue
-            self.onMessage(msg, fds)
+            try:
+                self.onMessage(msg, fds)
+            except Exception:
+                self._drop(fds, f"message its handler failed on:\n{traceback.format_exc()}")
+            if self.closed:
+                return None  # the handler closed us
         return None
 
     def _drop(self, fds: list[int], why: str) -> None:
         self.dropped += 1
         for fd in fds:
-            os.close(fd)
-        log.warning("%s: dropped a %s", self.logPrefix(), why)
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.badMessages.record(why)
 
     def close(self) -> None:
         """Stop reading and close the socket (no ``onClose``)."""

@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 
 from cluster import logs, process
+from cluster.process import HELD_SIGNALS
 
 BOOT_ERROR = 3  # exit status of a child that could not even load the application
 
@@ -32,9 +33,12 @@ def setup(role: str, argv: list[str] | None = None) -> dict[str, Any]:
     spec["node"] = args.node
     logs.setup(args.node, spec.get("log_level", "INFO"))
     process.setTitle(f"cl-{args.name}-{args.node}"[:15])
-    process.dieWithParent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the supervisor stops us
+    process.dieWithParent(spec["supervisor_pid"])
+    # Ctrl-C reaches the whole foreground process group; the supervisor alone decides
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGQUIT, lambda *_: os._exit(0))  # fast stop, unless overridden
+    # the supervisor spawned us with these blocked, so none arrived before the handlers
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
     return spec
 
 

@@ -43,6 +43,12 @@ def formatStatus(status: dict[str, Any]) -> str:
              f"(route {status.get('route', '?')})"]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
               for r in rows]
+    if status.get("operation"):
+        lines.append(f"in progress: {status['operation']}")
+    reload = status.get("reload") or {}
+    if reload.get("state") == "failed":
+        first = str(reload.get("error", "")).strip().splitlines()[:1]
+        lines.append(f"WARNING: the last reload failed: {first[0] if first else '?'}")
     return "\n".join(lines)
 
 
@@ -83,7 +89,16 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_reload(args: argparse.Namespace) -> int:
-    control.request(args.name, "reload")
+    try:
+        reply = control.request(args.name, "reload", timeout=args.wait)
+    except TimeoutError:
+        print(f"cluster reload: still reloading after {args.wait}s (see cluster status)",
+              file=sys.stderr)
+        return 1
+    if not reply.get("ok"):
+        print(f"cluster reload: failed; the running processes keep serving.\n"
+              f"{reply.get('error', reply)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -138,7 +153,9 @@ def parser() -> argparse.ArgumentParser:
     stop.set_defaults(func=cmd_stop)
 
     reload = sub.add_parser("reload", help="replace every process without dropping any "
-                            "connection")
+                            "connection; exits non-zero if the reload failed")
+    reload.add_argument("--wait", type=float, default=600.0,
+                        help="seconds to wait for the reload to finish (default 600)")
     reload.set_defaults(func=cmd_reload)
 
     load = sub.add_parser("load", help="generate load and check every reply")

@@ -29,12 +29,18 @@ class ControlProtocol(LineReceiver):
             return self.reply({"error": f"unknown command {cmd!r}", "commands": COMMANDS})
         if cmd == "status":
             return self.reply(supervisor.status())
-        self.reply({"ok": True})
-        # stop/quit: this connection stays open until the supervisor exits, so a client
-        # can wait for the end by reading until EOF
-        {"stop": lambda: supervisor.stop(fast=False), "quit": lambda: supervisor.stop(True),
-         "reload": supervisor.reload, "ttin": supervisor.handle_ttin,
-         "ttou": supervisor.handle_ttou}[cmd]()
+        if cmd in ("stop", "quit"):
+            self.reply({"ok": True})
+            # this connection stays open until the supervisor exits, so a client can
+            # wait for the end by reading until EOF
+            supervisor.stop(fast=cmd == "quit")
+            return None
+        # reload, ttin, ttou: the answer comes when the operation is over
+        operation = {"reload": supervisor.reload, "ttin": supervisor.grow,
+                     "ttou": supervisor.shrink}[cmd]
+        operation().addCallbacks(lambda _: self.reply({"ok": True}),
+                                 lambda f: self.reply({"ok": False,
+                                                       "error": f.getErrorMessage()}))
         return None
 
     def reply(self, obj: Any) -> None:
@@ -52,16 +58,17 @@ class NotRunning(Exception):
     """No cluster of that name answers."""
 
 
-def request(name: str, cmd: str, waitForExit: float = 0.0) -> Any:
-    """Send ``cmd`` to the cluster ``name``; return the decoded reply. With
-    ``waitForExit`` seconds, also wait that long for the supervisor to close the socket."""
+def request(name: str, cmd: str, waitForExit: float = 0.0, timeout: float = 30.0) -> Any:
+    """Send ``cmd`` to the cluster ``name``; return the decoded reply (waiting up to
+    ``timeout`` seconds for it). With ``waitForExit`` seconds, also wait that long for the
+    supervisor to close the socket."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         try:
             sock.connect(rundir.controlPath(name))
         except OSError as e:
             raise NotRunning(f"no cluster named {name!r} is running ({e.strerror})") from e
-        sock.settimeout(30)
+        sock.settimeout(timeout)
         sock.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
         data = b""
         while not data.endswith(b"\n"):

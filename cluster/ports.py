@@ -79,12 +79,21 @@ class Port:
             if self._exhausted:
                 self._exhausted = False
                 log.warning("%s: accepting again after fd exhaustion", self.logPrefix())
-            self.accepted(fd, addr)
+            try:
+                self.accepted(fd, addr)
+            except Exception:  # that connection is lost (accepted closed it), not the port
+                log.error("%s: error serving a connection from %s:\n%s", self.logPrefix(),
+                          addr, Failure().getTraceback())
         return None
 
     def accepted(self, fd: int, addr: Any) -> None:
-        """Serve one accepted fd; the gateway overrides this to hand it over instead."""
-        sock = socket.socket(self._family, socket.SOCK_STREAM, 0, fd)
+        """Serve one accepted fd, which is ours to close on any failure (the gateway
+        overrides this to hand it over instead)."""
+        try:
+            sock = socket.socket(self._family, socket.SOCK_STREAM, 0, fd)
+        except Exception:
+            os.close(fd)
+            raise
         sock.setblocking(False)
         startConnection(self.reactor, sock, addr, self.factory)
 

@@ -8,6 +8,12 @@ import ctypes.util
 import os
 import signal
 
+# Held (blocked) while the supervisor spawns a child, so the child starts with them
+# blocked: a SIGQUIT or SIGINT that arrives before it has set its own handlers waits
+# instead of dumping core or raising KeyboardInterrupt; ``cluster.child.setup`` releases
+# them once its handlers are in place.
+HELD_SIGNALS = frozenset({signal.SIGINT, signal.SIGQUIT})
+
 _PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 
@@ -23,11 +29,11 @@ def setTitle(title: str) -> None:
         _libc.prctl(_PR_SET_NAME, ctypes.c_char_p(title.encode()[:15]), 0, 0, 0)
 
 
-def dieWithParent(sig: int = signal.SIGTERM) -> None:
-    """Have the kernel send ``sig`` when the parent (the supervisor) dies; exit now if it
-    already has."""
-    parent = os.getppid()
+def dieWithParent(parent: int, sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send ``sig`` when the parent (the supervisor, pid ``parent``) dies;
+    exit now if it already has. The pid is compared, not guessed: a supervisor running
+    as PID 1 (in a container) is a live parent whose pid is 1."""
     if _libc is not None:
         _libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-    if os.getppid() != parent or parent == 1:
+    if os.getppid() != parent:
         os._exit(1)

@@ -6,29 +6,36 @@ connection waiting in the backlog), one copy of each worker's handoff socket (so
 gateway can be given them), and the run directory with the control socket.
 
 Read it like gunicorn's arbiter: signals become ``handle_<signal>`` calls on the loop;
-``spawnWorker``/``spawnGateway`` start fresh interpreters; ``childExited`` reaps and
-restarts with backoff; ``tick`` kills children whose heartbeats stopped.
+``childExited`` reaps and restarts with backoff; ``tick`` kills children whose
+heartbeats stopped. Reloads and resizes are *operations*, run one at a time in the
+order asked: each starts its new processes as successors, waits until they are ready,
+and only then hands them the work of the processes they replace. An operation that
+fails (a successor that cannot load the app, or dies) stops there; the processes
+already serving keep serving.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import socket
 import subprocess
-import sys
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import psutil
 
 from cluster import channel, rundir
 from cluster.child import BOOT_ERROR
+from cluster.children import BootFailed, Child, ChildDied, childArgv, describeExit
 from cluster.config import Config
 from cluster.control import ControlFactory
-from cluster.error import CONNECTION_DONE, ReactorNotRunning
+from cluster.defer import Deferred, inlineCallbacks, maybeDeferred
+from cluster.error import ReactorNotRunning
+from cluster.failure import Failure
 
 log = logging.getLogger("cluster")
 
@@ -37,65 +44,12 @@ MAX_BACKOFF = 10.0
 CRASH_LOOP = 5  # quick failures in a row that count as a crash loop
 
 
-class Child:
-    """One process the supervisor started."""
-
-    def __init__(self, role: str, index: int | None) -> None:
-        self.role = role
-        self.index = index
-        self.node = "gateway" if role == "gateway" else f"worker-{index}"
-        self.state = "starting"
-        self.started = time.monotonic()
-        self.lastBeat = self.started
-        self.stats: dict[str, Any] = {}
-        self.proc: subprocess.Popen | None = None
-        self.ps: psutil.Process | None = None
-        self.channel: channel.Channel | None = None
-        self.watcher: ExitWatcher | None = None
-        self.handoffEnd: socket.socket | None = None  # workers: the gateway's end, our copy
-        self.retiring = False  # replaced or removed: its exit is expected
-        self.bootError: str | None = None
-        self.onReady: Any = None
-        self.killed = False
-        self.rpcEndpoint: str | None = None  # where its RPC node listens, once ready
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid if self.proc else 0
-
-    def signal(self, sig: int) -> None:
-        try:
-            os.kill(self.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def closeHandoff(self) -> None:
-        if self.handoffEnd is not None:
-            self.handoffEnd.close()
-            self.handoffEnd = None
+class SpawnFailed(Exception):
+    """A child process could not be started (fork, exec, pidfd or psutil failed)."""
 
 
-class ExitWatcher:
-    """A pidfd: readable once the child has exited (no SIGCHLD races, no polling)."""
-
-    def __init__(self, child: Child, supervisor: Supervisor) -> None:
-        self.child = child
-        self.supervisor = supervisor
-        self.fd = os.pidfd_open(child.pid)
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def logPrefix(self) -> str:
-        return f"exit watcher of {self.child.node}"
-
-    def doRead(self) -> Any:
-        return CONNECTION_DONE
-
-    def connectionLost(self, reason: Any) -> None:
-        os.close(self.fd)
-        self.fd = -1
-        self.supervisor.childExited(self.child)
+class OperationRefused(Exception):
+    """A reload or resize asked for while the cluster cannot run one (stopping)."""
 
 
 class Supervisor:
@@ -109,13 +63,19 @@ class Supervisor:
         self.children: list[Child] = []
         self.serving: dict[int, Child] = {}  # the worker that takes slot i's connections
         self.gateway: Child | None = None
+        self.successors: dict[Any, Child] = {}  # index (None: gateway) -> starting successor
         self.restarts: dict[str, int] = {}
         self.quickFailures: dict[str, int] = {}
         self.state = "starting"
+        self.everRunning = False  # after the first full start, a boot error is a crash
         self.started = time.monotonic()
         self.exitCode = 0
         self.listening: socket.socket | None = None
-        self.reloadQueue: list[int] = []
+        self.operations: deque[tuple[str, Callable[[], Any], Deferred]] = deque()
+        self.operation: str | None = None  # the one running now
+        self.lastReload: dict[str, Any] | None = None
+        self.epoch = 0  # bumped by every announcement of who serves which node
+        self.orphansReaped = 0
         self.stopDeadline = 0.0
         self.ps = psutil.Process()
         self.ps.cpu_percent()
@@ -130,12 +90,12 @@ class Supervisor:
             self.listening = self._listen()
             self.controlPort = self.reactor.listenUNIX(
                 rundir.controlPath(cfg.name), ControlFactory(self), mode=0o600)
-            for sig, handler in ((signal.SIGTERM, self.handle_term),
-                                 (signal.SIGINT, self.handle_int),
-                                 (signal.SIGQUIT, self.handle_quit),
-                                 (signal.SIGHUP, self.handle_hup),
-                                 (signal.SIGTTIN, self.handle_ttin),
-                                 (signal.SIGTTOU, self.handle_ttou)):
+            handlers = {signal.SIGTERM: self.handle_term, signal.SIGINT: self.handle_int,
+                        signal.SIGQUIT: self.handle_quit, signal.SIGHUP: self.handle_hup,
+                        signal.SIGTTIN: self.handle_ttin, signal.SIGTTOU: self.handle_ttou}
+            if os.getpid() == 1:  # a container's init: orphans are ours to reap
+                handlers[signal.SIGCHLD] = self.reapOrphans
+            for sig, handler in handlers.items():
                 signal.signal(sig, lambda s, f, h=handler: self.reactor.callFromThread(h))
             self.reactor.callWhenRunning(self.startAll)
             self.reactor.run(installSignalHandlers=False)
@@ -167,9 +127,9 @@ class Supervisor:
         cfg = self.config
         log.info("cluster %r: %d worker(s), route %s, listening on %s:%d", cfg.name,
                  cfg.workers, cfg.route, cfg.hostPort()[0], self.boundPort)
-        self.spawnGateway()
+        self._startOrRetry("gateway", None)
         for index in range(cfg.workers):
-            self.spawnWorker(index)
+            self._startOrRetry("worker", index)
         self._scheduleTick()
 
     def _scheduleTick(self) -> None:
@@ -178,20 +138,15 @@ class Supervisor:
     # -- spawning --------------------------------------------------------------------------
 
     def _spawn(self, child: Child, spec: dict[str, Any], passFds: list[int]) -> Child:
-        mine, theirs = channel.pair()
-        spec = {**self._baseSpec(), **spec, "control_fd": theirs.fileno()}
-        argv = [sys.executable, "-m", child.role, child.node, "--name", self.config.name,
-                "--spec", json.dumps(spec)]
-        child.proc = subprocess.Popen(argv, pass_fds=[theirs.fileno(), *passFds])
-        theirs.close()
-        child.ps = psutil.Process(child.pid)
-        child.ps.cpu_percent()  # prime: the next call reports usage since now
-        child.channel = channel.Channel(
-            mine, self.reactor, lambda msg, fds: self.onChildMessage(child, msg, fds)).start()
-        child.watcher = ExitWatcher(child, self)
-        self.reactor.addReader(child.watcher)
+        spec = {**self._baseSpec(), **spec}
+        try:
+            child.start(childArgv(child.role, child.node, self.config.name), spec, passFds,
+                        self.reactor, self.onChildMessage, self.childExited)
+        except (OSError, psutil.Error, subprocess.SubprocessError) as e:
+            raise SpawnFailed(f"could not start {child.node}: {e}") from e
         self.children.append(child)
-        log.info("started %s (pid %d)", child.node, child.pid)
+        log.info("started %s (pid %d)%s", child.node, child.pid,
+                 " as a successor" if child.successor else "")
         return child
 
     def _baseSpec(self) -> dict[str, Any]:
@@ -200,25 +155,40 @@ class Supervisor:
                 "slots": cfg.slots, "graceful_timeout": cfg.graceful_timeout,
                 "heartbeat_interval": cfg.heartbeat_interval, "log_level": cfg.log_level,
                 "preamble_limit": cfg.preamble_limit, "preamble_timeout": cfg.preamble_timeout,
-                "rpc_timeout": cfg.rpc_timeout, "rundir": self.rundir}
+                "rpc_timeout": cfg.rpc_timeout, "rundir": self.rundir,
+                "supervisor_pid": os.getpid()}
 
-    def spawnGateway(self, onReady: Any = None) -> Child:
-        child = Child("gateway", None)
-        child.onReady = onReady
-        self._spawn(child, {"listen_fd": self.listening.fileno()}, [self.listening.fileno()])
-        return child
+    def spawnGateway(self, successor: bool = False) -> Child:
+        child = Child("gateway", None, successor)
+        return self._spawn(child, {"listen_fd": self.listening.fileno()},
+                           [self.listening.fileno()])
 
-    def spawnWorker(self, index: int, onReady: Any = None) -> Child:
+    def spawnWorker(self, index: int, successor: bool = False) -> Child:
         gatewayEnd, workerEnd = channel.pair()
-        child = Child("worker", index)
+        child = Child("worker", index, successor)
         child.handoffEnd = gatewayEnd
-        child.onReady = onReady
         try:
-            self._spawn(child, {"index": index, "handoff_fd": workerEnd.fileno()},
-                        [workerEnd.fileno()])
+            return self._spawn(child, {"index": index, "handoff_fd": workerEnd.fileno()},
+                               [workerEnd.fileno()])
+        except SpawnFailed:
+            gatewayEnd.close()
+            raise
         finally:
             workerEnd.close()
-        return child
+
+    def _startOrRetry(self, role: str, index: int | None) -> None:
+        """Start a gateway or worker that serves as soon as it is ready (first start,
+        restart); a failure to start is retried with the crash backoff."""
+        if self.state == "stopping" or (role == "worker" and index >= self.config.workers):
+            return
+        try:
+            if role == "gateway":
+                self.spawnGateway()
+            else:
+                self.spawnWorker(index)
+        except SpawnFailed as e:
+            node = "gateway" if role == "gateway" else f"worker-{index}"
+            self._scheduleRestart(role, index, node, str(e), time.monotonic())
 
     # -- messages from children ------------------------------------------------------------
 
@@ -226,17 +196,19 @@ class Supervisor:
         for fd in fds:
             os.close(fd)
         kind = msg[0] if isinstance(msg, list) and msg else None
-        if kind == "hb":
+        if kind == "hb" and len(msg) > 1 and isinstance(msg[1], dict):
             child.lastBeat = time.monotonic()
             child.stats = msg[1]
         elif kind == "ready":
-            child.lastBeat = time.monotonic()
-            child.rpcEndpoint = msg[1].get("rpc") if isinstance(msg[1], dict) else None
+            child.lastBeat = child.lastPong = time.monotonic()
+            info = msg[1] if len(msg) > 1 and isinstance(msg[1], dict) else {}
+            endpoint = info.get("rpc")
+            child.rpcEndpoint = endpoint if isinstance(endpoint, str) else None
             if child.state == "starting":
                 child.state = "running"
                 self.childReady(child)
-        elif kind == "boot_error":
-            child.bootError = msg[1]
+        elif kind == "boot_error" and len(msg) > 1:
+            child.bootError = str(msg[1])
         else:
             log.warning("%s sent an unknown message %r", child.node, kind)
 
@@ -244,33 +216,41 @@ class Supervisor:
         if self.state == "stopping":
             child.signal(signal.SIGTERM)
             return
+        if child.successor:
+            ready, child.ready = child.ready, None
+            if ready is not None:
+                ready.callback(child)  # the operation that started it takes it from here
+            return
+        self.promote(child)
+
+    def promote(self, child: Child) -> None:
+        """``child`` takes over its role: the gateway gets every worker's handoff socket;
+        a worker gets its slot's connections. The process it replaces is retired."""
+        child.successor = False
         if child.role == "gateway":
+            self.successors.pop(None, None)
             old, self.gateway = self.gateway, child
             for index, worker in sorted(self.serving.items()):
                 self._giveSlot(index, worker)
-            if old is not None:
-                old.retiring = True
-                old.state = "stopping"
-                old.signal(signal.SIGTERM)
         else:
+            self.successors.pop(child.index, None)
             old = self.serving.get(child.index)
             self.serving[child.index] = child
-            if self.gateway is not None:
-                self._giveSlot(child.index, child)
-            if old is not None and old is not child:
-                self.retire(old)
+            self._giveSlot(child.index, child)
+        if old is not None and old is not child:
+            self.retire(old)
         self._announcePeers()
         if self.state == "starting" and self._allUp():
             self.state = "running"
+            self.everRunning = True
             log.info("cluster %r ready: %d worker(s) serving on %s:%d", self.config.name,
                      len(self.serving), self.config.hostPort()[0], self.boundPort)
-        if child.onReady is not None:
-            onReady, child.onReady = child.onReady, None
-            onReady()
+            self._nextOperation()
 
     def _announcePeers(self) -> None:
         """Tell every child which process serves each RPC node (pid, endpoint): at start,
         after every restart, replacement and exit, so callers of a lost node fail fast."""
+        self.epoch += 1
         serving = [w for _, w in sorted(self.serving.items())]
         if self.gateway is not None:
             serving.append(self.gateway)
@@ -278,7 +258,7 @@ class Supervisor:
                  if c.state == "running" and c.rpcEndpoint}
         for child in self.children:
             if child.channel is not None and not child.channel.closed:
-                child.channel.send(["peers", peers, self.config.workers])
+                child.channel.send(["peers", peers, self.config.workers, self.epoch])
 
     def _allUp(self) -> bool:
         return (self.gateway is not None and self.gateway.state == "running"
@@ -294,12 +274,26 @@ class Supervisor:
         gw.channel.send(["workers", self.config.workers])
         gw.channel.send(["slot", index], [worker.handoffEnd.fileno()])
 
-    def retire(self, worker: Child) -> None:
-        """Stop a replaced or removed worker: it finishes its open connections first."""
-        worker.retiring = True
-        worker.state = "draining"
-        worker.closeHandoff()  # with the gateway's copy gone too, the worker sees EOF
-        worker.signal(signal.SIGTERM)
+    def retire(self, child: Child) -> None:
+        """Stop a replaced or removed process: it finishes its open connections first."""
+        child.retiring = True
+        child.state = "draining" if child.role == "worker" else "stopping"
+        child.closeHandoff()  # with the gateway's copy gone too, the worker sees EOF
+        child.signal(signal.SIGTERM)
+
+    def _discard(self, child: Child) -> None:
+        """Kill a successor that will not take over (its operation failed). If the process
+        it was to replace died meanwhile, a plain restart takes the place."""
+        if child in self.children:
+            child.retiring = True
+            child.state = "stopping"
+            child.signal(signal.SIGKILL)
+        key = child.index if child.role == "worker" else None
+        if self.successors.get(key) is child:
+            del self.successors[key]
+        vacant = self.gateway is None if key is None else key not in self.serving
+        if vacant and self.state != "stopping":
+            self._startOrRetry(child.role, key)
 
     # -- exits and restarts ----------------------------------------------------------------
 
@@ -308,50 +302,62 @@ class Supervisor:
         self.children.remove(child)
         child.channel.close()
         child.closeHandoff()
-        if self.serving.get(child.index) is child and child.role == "worker":
+        if child.role == "worker" and self.serving.get(child.index) is child:
             del self.serving[child.index]
         if self.gateway is child:
             self.gateway = None
-        how = f"exit status {rc}" if rc >= 0 else f"signal {signal.Signals(-rc).name}"
+        key = child.index if child.role == "worker" else None
+        if self.successors.get(key) is child:
+            del self.successors[key]
+        how = describeExit(rc)
         self._announcePeers()
         if self.state == "stopping":
             log.info("%s (pid %d) stopped (%s)", child.node, child.pid, how)
             if not self.children:
                 self._finish()
             return
-        if child.bootError is not None or rc == BOOT_ERROR:
-            log.error("%s could not load the application; stopping the cluster.\n%s",
-                      child.node, child.bootError or "(no details)")
-            self.exitCode = BOOT_ERROR
-            self.stop(fast=True)
+        booting = child.bootError is not None or rc == BOOT_ERROR
+        if child.ready is not None:  # a successor that never got ready: its operation fails
+            error = (BootFailed(f"{child.node} could not load the application:\n"
+                                f"{child.bootError or '(no details)'}") if booting else
+                     ChildDied(f"{child.node} (pid {child.pid}) exited before it was ready "
+                               f"({how})"))
+            child.failReady(error)
             return
         if child.retiring:
             log.info("%s (pid %d) finished after being replaced (%s)", child.node, child.pid,
                      how)
             return
-        self._restart(child, how)
+        if booting:
+            if not self.everRunning:
+                log.error("%s could not load the application; stopping the cluster.\n%s",
+                          child.node, child.bootError or "(no details)")
+                self.exitCode = BOOT_ERROR
+                self.stop(fast=True)
+                return
+            how = f"could not load the application:\n{child.bootError or '(no details)'}"
+        self._scheduleRestart(child.role, child.index, child.node, how, child.started)
 
-    def _restart(self, child: Child, how: str) -> None:
-        key = child.node
-        self.restarts[key] = self.restarts.get(key, 0) + 1
-        lived = time.monotonic() - child.started
-        quick = self.quickFailures.get(key, 0) + 1 if lived < QUICK_EXIT else 0
-        self.quickFailures[key] = quick
+    def _scheduleRestart(self, role: str, index: int | None, node: str, how: str,
+                         started: float) -> None:
+        self.restarts[node] = self.restarts.get(node, 0) + 1
+        lived = time.monotonic() - started
+        quick = self.quickFailures.get(node, 0) + 1 if lived < QUICK_EXIT else 0
+        self.quickFailures[node] = quick
         delay = min(0.1 * (2 ** quick), MAX_BACKOFF) if quick else 0.0
         if quick >= CRASH_LOOP:
             log.error("%s is in a crash loop (%d quick exits in a row, last: %s); "
-                      "next restart in %.1fs", key, quick, how, delay)
+                      "next restart in %.1fs", node, quick, how, delay)
         else:
-            log.warning("%s (pid %d) died (%s) after %.1fs; restarting in %.1fs", key,
-                        child.pid, how, lived, delay)
-        if child.role == "gateway":
-            self.reactor.callLater(delay, self._respawn, self.spawnGateway)
-        elif child.index < self.config.workers:
-            self.reactor.callLater(delay, self._respawn, self.spawnWorker, child.index)
+            log.warning("%s died (%s) after %.1fs; restarting in %.1fs", node, how, lived,
+                        delay)
+        self.reactor.callLater(delay, self._respawn, role, index)
 
-    def _respawn(self, spawn: Any, *args: Any) -> None:
-        if self.state != "stopping":
-            spawn(*args)
+    def _respawn(self, role: str, index: int | None) -> None:
+        taken = (self.gateway if role == "gateway" else self.serving.get(index)) is not None
+        if taken or (None if role == "gateway" else index) in self.successors:
+            return  # a successor or an earlier restart took the place meanwhile
+        self._startOrRetry(role, index)
 
     def tick(self) -> None:
         """Kill children whose heartbeats stopped; escalate a stop past its deadline."""
@@ -373,7 +379,25 @@ class Supervisor:
                           child.pid)
                 child.signal(signal.SIGKILL)
             self.stopDeadline = 0.0
+        if os.getpid() == 1:
+            self.reapOrphans()
         self._scheduleTick()
+
+    def reapOrphans(self) -> None:
+        """As PID 1, collect the exit status of every process re-parented to us (our
+        children's children whose parents died first), so none stays a zombie."""
+        ours = {c.pid for c in self.children}
+        try:
+            orphans = [p.pid for p in self.ps.children() if p.pid not in ours]
+        except psutil.Error:
+            return
+        for pid in orphans:
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                continue
+            if done:
+                self.orphansReaped += 1
 
     # -- signals and commands --------------------------------------------------------------
 
@@ -386,29 +410,13 @@ class Supervisor:
         self.stop(fast=True)
 
     def handle_hup(self) -> None:
-        self.reload()
+        self.reload().addErrback(lambda f: None)  # logged by the operation
 
     def handle_ttin(self) -> None:
-        if self.state != "running":
-            return
-        self.config.workers += 1
-        index = self.config.workers - 1
-        log.info("TTIN: adding worker-%d", index)
-        self.spawnWorker(index)
+        self.grow().addErrback(lambda f: None)
 
     def handle_ttou(self) -> None:
-        if self.state != "running" or self.config.workers <= 1:
-            return
-        self.config.workers -= 1
-        index = self.config.workers
-        log.info("TTOU: removing worker-%d", index)
-        worker = self.serving.pop(index, None)
-        if self.gateway is not None:
-            self.gateway.channel.send(["drop", index])
-            self.gateway.channel.send(["workers", self.config.workers])
-        if worker is not None:
-            self.retire(worker)
-        self._announcePeers()
+        self.shrink().addErrback(lambda f: None)
 
     def stop(self, fast: bool = False) -> None:
         """Graceful (TERM to every child) or fast (QUIT) stop; the loop ends when the last
@@ -419,6 +427,9 @@ class Supervisor:
         self.state = "stopping"
         self.stopDeadline = time.monotonic() + (1.0 if fast else self.config.graceful_timeout
                                                 + 2.0)
+        while self.operations:
+            _, _, d = self.operations.popleft()
+            d.errback(OperationRefused("the cluster is stopping"))
         for child in self.children:
             child.state = "stopping"
             child.closeHandoff()
@@ -434,24 +445,104 @@ class Supervisor:
         except ReactorNotRunning:
             pass
 
-    def reload(self) -> None:
-        """Rolling reload: each slot gets a new worker, which serves before the old one
-        stops taking connections; then a new gateway replaces the old one."""
-        if self.state != "running" or self.reloadQueue:
-            return
-        log.info("reloading: %d worker(s), then the gateway", len(self.serving))
-        self.reloadQueue = sorted(self.serving)
-        self._reloadNext()
+    # -- operations: reload, grow, shrink, one at a time --------------------------------------
 
-    def _reloadNext(self) -> None:
+    def reload(self) -> Deferred:
+        """Rolling reload: each worker gets a successor, which serves before the old one
+        stops taking connections; then a new gateway replaces the old one. Fires when done,
+        or fails with why it stopped (the processes already serving keep serving)."""
+        return self._queue("reload", self._reload)
+
+    def grow(self) -> Deferred:
+        """TTIN: one worker more."""
+        return self._queue("grow", self._grow)
+
+    def shrink(self) -> Deferred:
+        """TTOU: one worker fewer (never below one)."""
+        return self._queue("shrink", self._shrink)
+
+    def _queue(self, name: str, run: Callable[[], Any]) -> Deferred:
+        d = Deferred()
         if self.state == "stopping":
-            self.reloadQueue = []
+            d.errback(OperationRefused("the cluster is stopping"))
+            return d
+        self.operations.append((name, run, d))
+        self._nextOperation()
+        return d
+
+    def _nextOperation(self) -> None:
+        if self.operation is not None or self.state != "running" or not self.operations:
             return
-        if self.reloadQueue:
-            index = self.reloadQueue.pop(0)
-            self.spawnWorker(index, onReady=self._reloadNext)
+        name, run, d = self.operations.popleft()
+        self.operation = name
+        maybeDeferred(run).addBoth(self._operationDone, name, d)
+
+    def _operationDone(self, result: Any, name: str, d: Deferred) -> None:
+        self.operation = None
+        if isinstance(result, Failure):
+            d.errback(result)
         else:
-            self.spawnGateway(onReady=lambda: log.info("reload complete"))
+            d.callback(result)
+        self._nextOperation()
+
+    @inlineCallbacks
+    def _reload(self) -> Any:
+        log.info("reloading: %d worker(s), then the gateway", len(self.serving))
+        self.lastReload = {"state": "running", "started": time.time()}
+        try:
+            for index in range(self.config.workers):
+                yield self._takeOver("worker", index)
+            yield self._takeOver("gateway", None)
+        except Exception as e:
+            self.lastReload = {"state": "failed", "error": str(e), "at": time.time()}
+            log.error("reload failed, the running processes keep serving: %s", e)
+            raise
+        self.lastReload = {"state": "ok", "at": time.time()}
+        log.info("reload complete")
+
+    @inlineCallbacks
+    def _takeOver(self, role: str, index: int | None) -> Any:
+        """Start a successor for the gateway or worker ``index``, wait until it is ready,
+        then let it take over. Fails (and discards the successor) if it never gets ready."""
+        new = self.spawnGateway(True) if role == "gateway" else self.spawnWorker(index, True)
+        self.successors[index] = new
+        try:
+            yield new.ready
+            if self.state == "stopping":
+                raise OperationRefused("the cluster is stopping")
+        except BaseException:
+            self._discard(new)
+            raise
+        self.promote(new)
+
+    @inlineCallbacks
+    def _grow(self) -> Any:
+        index = self.config.workers
+        log.info("TTIN: adding worker-%d", index)
+        new = self.spawnWorker(index, True)
+        self.successors[index] = new
+        try:
+            yield new.ready
+        except BaseException:
+            self._discard(new)
+            raise
+        self.config.workers = index + 1
+        self.promote(new)
+
+    def _shrink(self) -> None:
+        if self.config.workers <= 1:
+            log.warning("TTOU ignored: the cluster is down to one worker")
+            return
+        self.config.workers -= 1
+        index = self.config.workers
+        log.info("TTOU: removing worker-%d", index)
+        worker = self.serving.pop(index, None)
+        if self.gateway is not None:
+            self.gateway.channel.send(["drop", index])
+            self.gateway.channel.send(["workers", self.config.workers])
+        if worker is not None:
+            self.retire(worker)
+        self._announcePeers()
 
     # -- status ----------------------------------------------------------------------------
 
@@ -466,7 +557,8 @@ class Supervisor:
                                   now - child.started, self.restarts.get(child.node, 0),
                                   child.stats))
         return {"name": self.config.name, "bind": f"{self.config.hostPort()[0]}:"
-                f"{self.boundPort}", "route": self.config.route, "processes": rows}
+                f"{self.boundPort}", "route": self.config.route, "workers": self.config.workers,
+                "operation": self.operation, "reload": self.lastReload, "processes": rows}
 
     @staticmethod
     def _row(role: str, node: str, ps: psutil.Process | None, state: str, uptime: float,

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import time
 from typing import Any
 
 from cluster.channel import Channel
 from cluster.defer import Deferred
-from cluster.error import CONNECTION_DONE, ConnectionLost
+from cluster.error import CONNECTION_DONE, ConnectionLost, ReactorNotRunning
+from cluster.logs import Episodes
 from cluster.ports import Port
 from cluster.task import LoopingCall
 from gateway.routing import Slot, policy
@@ -135,11 +137,13 @@ class Gateway:
         self.handed = 0
         self.refused = 0
         self.stopping = False
-        self._lastRefusalLog = 0.0
+        self.refusals = Episodes(log, "no worker could take a connection (%s): closed", reactor,
+                                 level=logging.ERROR)
         self._beat = LoopingCall(self.heartbeat)
 
     def start(self) -> None:
         r = self.reactor
+        signal.signal(signal.SIGTERM, lambda *_: r.callFromThread(self._stop))
         self.control.start()
         r.addSystemEventTrigger("before", "shutdown", self.drain)
         self._beat.clock = r
@@ -150,33 +154,38 @@ class Gateway:
     # -- accepting -------------------------------------------------------------------------
 
     def accepted(self, fd: int, addr: Any) -> None:
+        """One accepted connection (the fd is ours): hand it over, or read its preamble
+        first. Whatever goes wrong closes this connection only."""
         self.accepts += 1
-        if self.keyed:
-            p = Preamble(self, fd, addr)
-            self.preambles.add(p)
-            self.reactor.addReader(p)
-        else:
+        if not self.keyed:
             self.handoff(fd, addr, b"", None)
+            return
+        try:
+            p = Preamble(self, fd, addr)
+        except Exception:
+            os.close(fd)
+            raise
+        self.preambles.add(p)
+        self.reactor.addReader(p)
 
     def handoff(self, fd: int, addr: Any, preread: bytes, key: Any) -> None:
-        """Send ``fd`` to the first worker that takes it; close it if none does."""
-        self.nextId += 1
-        host, port = (addr[0], addr[1]) if isinstance(addr, tuple) else (addr or "", 0)
-        header = (self.nextId, self._familyNumber, host, port, preread)
-        now = time.monotonic()
-        stallAfter = self.stallAfter
-        for slot in self.policy.order(self._ordered, addr, key, self.workers):
-            if slot.usable(now, stallAfter) and slot.channel.send(header, (fd,)):
-                slot.handed()
-                self.handed += 1
-                os.close(fd)
-                return
-        os.close(fd)
-        self.refused += 1
-        if now - self._lastRefusalLog > 1.0:
-            self._lastRefusalLog = now
-            log.error("no worker could take a connection from %s: closed (%d so far)",
-                      addr, self.refused)
+        """Send ``fd`` to the first worker that takes it; close it if none does. Our copy
+        is closed on every path, an exception included."""
+        try:
+            self.nextId += 1
+            host, port = (addr[0], addr[1]) if isinstance(addr, tuple) else (addr or "", 0)
+            header = (self.nextId, self._familyNumber, host, port, preread)
+            now = time.monotonic()
+            stallAfter = self.stallAfter
+            for slot in self.policy.order(self._ordered, addr, key, self.workers):
+                if slot.usable(now, stallAfter) and slot.channel.send(header, (fd,)):
+                    slot.handed()
+                    self.handed += 1
+                    return
+            self.refused += 1
+            self.refusals.record(f"from {addr}")
+        finally:
+            os.close(fd)
 
     # -- workers ---------------------------------------------------------------------------
 
@@ -184,6 +193,10 @@ class Gateway:
         kind = msg[0]
         if kind == "slot" and fds:
             index = msg[1]
+            if not isinstance(index, int):
+                raise TypeError(f"slot index {index!r}")  # the channel closes the fds
+            for extra in fds[1:]:
+                os.close(extra)
             old = self.slots.pop(index, None)
             if old is not None:
                 old.channel.close()
@@ -232,7 +245,13 @@ class Gateway:
     def _onControlClosed(self, reason: Any) -> None:
         if not self.stopping:
             log.warning("lost the supervisor; stopping")
-            self.reactor.callLater(0, self.reactor.stop)
+            self._stop()
+
+    def _stop(self) -> None:
+        try:
+            self.reactor.stop()
+        except ReactorNotRunning:
+            pass  # already stopping
 
     def heartbeat(self) -> None:
         self.control.send(["hb", {"open": len(self.preambles), "accepted": self.accepts,

@@ -26,4 +26,4 @@ def main(argv: list[str] | None = None) -> None:
     gateway = Gateway(reactor, spec, listening, socket.socket(fileno=spec["control_fd"]),
                       routeKey, node)
     gateway.start()
-    reactor.run()
+    reactor.run(installSignalHandlers=False)  # SIGINT is the supervisor's, TERM ours

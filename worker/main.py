@@ -22,4 +22,4 @@ def main(argv: list[str] | None = None) -> None:
     worker = Worker(reactor, spec, factory, socket.socket(fileno=spec["handoff_fd"]),
                     socket.socket(fileno=spec["control_fd"]), node)
     worker.start()
-    reactor.run()
+    reactor.run(installSignalHandlers=False)  # SIGINT is the supervisor's, TERM ours

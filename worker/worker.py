@@ -28,6 +28,8 @@ from cluster.transport import startConnection
 
 log = logging.getLogger("cluster")
 
+_FAMILIES = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX)
+
 
 class Worker:
     """One worker process: handoff in, load and heartbeats out, drain on stop."""
@@ -58,6 +60,7 @@ class Worker:
         self.control.start()
         r.addSystemEventTrigger("before", "shutdown", self.drain)
         signal.signal(signal.SIGQUIT, lambda *_: r.callFromThread(self.stopFast))
+        signal.signal(signal.SIGTERM, lambda *_: r.callFromThread(self._stop))
         self._beat.clock = r
         self._beat.start(self.spec["heartbeat_interval"])
         self.control.send(["ready", {"pid": os.getpid(), "rpc": self.rpc.endpoint}])
@@ -65,22 +68,17 @@ class Worker:
     # -- connections -----------------------------------------------------------------------
 
     def _onHandoff(self, msg: Any, fds: list[int]) -> None:
-        if not fds:
-            log.warning("handoff message without an fd: %r", msg[:1] if msg else msg)
-            return
-        fd, extra = fds[0], fds[1:]
-        for other in extra:
-            os.close(other)
-        try:
-            _, family, host, port, preread = msg
-        except (TypeError, ValueError):
-            os.close(fd)
-            log.warning("malformed handoff header %r: connection closed", msg)
-            return
-        self.adopt(fd, family, (host, port), preread)
+        # anything that raises here leaves the fds to the channel, which closes them
+        if len(fds) != 1:
+            raise ValueError(f"a handoff carries one fd, not {len(fds)}")
+        _, family, host, port, preread = msg
+        if family not in _FAMILIES or not isinstance(preread, bytes):
+            raise ValueError(f"malformed handoff header {msg!r}")
+        self.adopt(fds[0], family, (host, port), preread)
 
     def adopt(self, fd: int, family: int, peer: Any, preread: bytes) -> None:
-        """Serve a handed-over connection; ``preread`` goes to the protocol first."""
+        """Serve a handed-over connection (the fd is ours from here on); ``preread`` goes
+        to the protocol first."""
         sock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
         sock.setblocking(False)  # TCP_NODELAY came from the listening socket (see Port)
         self.accepted += 1
