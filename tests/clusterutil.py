@@ -37,11 +37,12 @@ def cluster_load(port: int, *args: str) -> tuple[int, dict]:
 class RunningCluster:
     def __init__(self, target: str | None = "tests.clusterapps:whoami", workers: int = 2,
                  route: str | None = None, extra: tuple = (), name: str | None = None,
-                 heartbeat_timeout: float = 2.0, graceful_timeout: float = 5.0) -> None:
+                 heartbeat_timeout: float = 2.0, graceful_timeout: float = 5.0,
+                 env: dict[str, str] | None = None, prefix: tuple = ()) -> None:
         self.name = name or f"test-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.workers = workers
-        argv = [sys.executable, "-m", "cluster", "run"]
+        argv = [*prefix, sys.executable, "-m", "cluster", "run"]
         if target:
             argv.append(target)
         argv += ["--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
@@ -52,7 +53,8 @@ class RunningCluster:
         self.logfile = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
             prefix="cluster-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=self.logfile,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT,
+                                     env={**os.environ, **env} if env else None)
         self.seen_pids: set[int] = {self.proc.pid}
 
     # -- inspection ------------------------------------------------------------------------
