@@ -445,9 +445,20 @@ class _Driver:
         self.waiting: list | None = None
         self.current: Deferred | None = None
 
-    def _cancel(self, _: Deferred) -> None:
-        if self.current is not None:
-            self.current.cancel()
+    def _cancel(self, outer: Deferred) -> None:
+        """Cancel what the body waits on and let the body decide, as Twisted does: the
+        outer Deferred then fires once, with whatever the body finally returns or raises
+        (CancelledError if it does not catch it), never first with CancelledError and
+        again later."""
+        current = self.current
+        if current is None:
+            return  # not waiting on anything: Deferred.cancel fails it with CancelledError
+        unfinished = self.deferred = Deferred()
+        # the outer chain waits on ``unfinished``: an errback ahead of every callback
+        # swaps the marker failure for it
+        outer.callbacks.insert(0, ((passthru, (), None), (lambda _: unfinished, (), None)))
+        outer.errback(Failure(CancelledError()))
+        current.cancel()
 
     def _resume(self, result: Any, waiting: list) -> None:
         if waiting[0]:

@@ -203,11 +203,12 @@ class RpcNode:
         except Exception as e:
             return fail(TypeError(f"cannot serialize the arguments of {method}: {e}"))
         self.calls += 1
-        d = Deferred(lambda _: self._cancel(cid))
         peer = self.peers.get(node)
-        if peer is None:
-            self.reactor.callLater(0, d.errback, NodeLost(f"{node} is not up"))
+        if peer is None:  # fails in a later iteration, as a reply would; or is cancelled
+            later = self.reactor.callLater(0, lambda: d.errback(NodeLost(f"{node} is not up")))
+            d = Deferred(lambda _: later.cancel())
             return d
+        d = Deferred(lambda _: self._cancel(cid))
         delay = self.timeout if timeout is None else timeout
         timer = self.reactor.callLater(delay, self._timedOut, cid, node, method, delay)
         self.pending[cid] = _Call(d, peer, timer)

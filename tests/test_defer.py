@@ -452,3 +452,39 @@ def test_failure_api():
         f.raiseException()
     f.cleanFailure()
     assert "test_failure_api" in f.getTraceback()
+
+
+def test_cancel_of_a_body_that_catches_cancelled_error_fires_once_with_its_result():
+    first, second = Deferred(), Deferred()
+
+    @inlineCallbacks
+    def work():
+        try:
+            yield first
+        except CancelledError:
+            value = yield second  # goes on after the cancel
+            return f"recovered with {value}"
+
+    d = work()
+    seen = []
+    d.addBoth(seen.append)
+    d.cancel()
+    assert first.called and seen == []  # not failed at once: the body is still running
+    second.callback(7)
+    assert seen == ["recovered with 7"]  # once, with what the body returned
+
+
+def test_cancel_of_a_coroutine_that_catches_and_raises_fires_once_with_its_error():
+    waiting = Deferred()
+
+    async def work():
+        try:
+            await waiting
+        except CancelledError:
+            raise ValueError("cleaned up, then failed") from None
+
+    d = ensureDeferred(work())
+    d.cancel()
+    assert result_of(d).check(ValueError)
+    with pytest.raises(AlreadyCalledError):
+        d.callback(None)  # it did fire, exactly once

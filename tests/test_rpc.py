@@ -197,6 +197,21 @@ def test_call_to_a_node_that_is_not_up_fails_with_node_lost(runner, pair):
     assert isinstance(run(runner, go()), NodeLost)
 
 
+def test_cancelling_a_call_to_a_node_that_is_not_up_fires_it_once(runner, pair, caplog):
+    a, _ = pair
+    d = a.callRemote("worker-7", "echo", (), {})
+    outcomes = []
+    d.addBoth(outcomes.append)
+    d.cancel()  # before the NodeLost of the next iteration
+    run(runner, _pause(a.reactor, 0.05))  # that iteration passes: nothing fires twice
+    assert len(outcomes) == 1 and type(outcomes[0].value).__name__ == "CancelledError"
+    assert "AlreadyCalledError" not in caplog.text  # no second firing was even tried
+
+
+async def _pause(reactor, seconds):
+    await deferLater(reactor, seconds, lambda: None)
+
+
 def test_a_replaced_node_fails_calls_to_the_old_one_and_serves_new_ones(runner, pair, tmp_path):
     a, b = pair
 

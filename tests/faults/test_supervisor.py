@@ -129,7 +129,7 @@ def test_children_ignore_sigint_and_never_dump_core_on_an_early_sigquit(make_clu
     # SIGQUIT at the earliest moment of a new worker's life: it exits cleanly (status 0),
     # never by the signal's default action (a core dump)
     sup = psutil.Process(c.proc.pid)
-    for _ in range(3):
+    for _ in range(2):
         node, pid = sorted(c.pids().items())[0]
         known = {p.pid for p in sup.children()}
         os.kill(pid, signal.SIGKILL)
