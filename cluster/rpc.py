@@ -1,19 +1,30 @@
 """Cross-process Deferreds over ZeroMQ: call a function another process exposed and get a
 Deferred that fires when its reply arrives.
 
-Every node (each worker, and the gateway) binds one ROUTER at an ipc:// endpoint in the
-cluster's 0700 run directory and opens a DEALER to a peer on first use. The supervisor
+Every process of the cluster binds one ROUTER at an ipc:// endpoint in the cluster's 0700
+run directory and opens a DEALER to a peer on first use. A *node* (``worker-0``, ...,
+``gateway``) is served by one process at a time, its *incarnation*: the supervisor
 announces which process serves each node (pid and endpoint) at start and after every
-change; a node that dies or is replaced fails the calls pending on it with ``NodeLost``
-at once, and its DEALER is dropped with whatever was still queued for it.
+change. An incarnation that dies fails the calls pending on it with ``NodeLost`` at once;
+one that was replaced but still runs (a worker draining after a reload) keeps answering
+what was sent to it.
+
+Shards: a key's slot is a stable hash; a slot belongs to a node by the slot map, and
+each process keeps a *route* per slot: here, another incarnation, frozen (its state is
+moving: calls for it wait), or nobody (its node is down). A shard handoff freezes slots
+on the old owner, moves their state, then assigns them to the new owner ahead of the
+supervisor's next announcement; ``callShard`` calls carry their slot, so one that
+reaches a process which no longer owns that slot is forwarded, and one for a frozen
+slot waits until the move is over.
 
 Wire format (msgpack, never pickle): a message is ``[VERSION, items]`` and an item is
-``["call", id, method, args, kwargs]``, ``["notify", method, args, kwargs]``,
-``["pub", topic, data]``, ``["ok", id, result]`` or ``["err", id, type, message,
-traceback]``. Items bound for one peer within one reactor iteration travel in one message
-(replies too), flushed at the end of that iteration. A message that is malformed,
-truncated, oversized or of another version is counted and dropped with one log line; a
-reply fires only a Deferred that is pending on the very peer it came from.
+``["call", id, method, args, kwargs]`` (plus the slot for ``callShard``), ``["notify",
+method, args, kwargs]``, ``["pub", topic, data]``, ``["ok", id, result]``, ``["err", id,
+type, message, traceback]`` or ``["part", ...]`` (a piece of an item too large for one
+message, see ``cluster.rpcwire``). Items bound for one peer within one reactor iteration
+travel in one message, flushed at the end of that iteration or once the batch is full.
+A message or item that is malformed, truncated, over its bounds or of another version
+is counted and dropped, logged once per episode; a bad item never costs its neighbours.
 
 A call to the caller's own node skips the socket but not the rest: its arguments and
 result still go through msgpack, and its Deferred fires in a later reactor iteration.
@@ -34,6 +45,8 @@ import zmq
 from cluster.defer import Deferred, ensureDeferred, fail, gatherFirst
 from cluster.error import TimeoutError
 from cluster.failure import Failure
+from cluster.logs import Episodes
+from cluster.rpcwire import BATCH_BYTES, PART_SIZE, Assembler, WireError, decode, parts
 from cluster.shards import DEFAULT_SLOTS, keyBytes, ownerOfSlot
 from cluster.zmqsocket import ZmqSocket, configure
 
@@ -41,7 +54,6 @@ log = logging.getLogger("cluster")
 
 VERSION = 1
 DEFAULT_TIMEOUT = 10.0
-MAX_MESSAGE = 64 << 20
 
 __all__ = [
     "expose", "callRemote", "callShard", "broadcast", "notify", "publish", "subscribe",
@@ -86,6 +98,13 @@ def expose(nameOrFunction: str | Callable[..., Any]) -> Any:
     return register
 
 
+@expose("cluster.ping")
+def _ping() -> int:
+    """The supervisor's liveness probe: answered only if this process's RPC socket is
+    read and written, not just its loop alive."""
+    return os.getpid()
+
+
 # -- the node --------------------------------------------------------------------------------
 
 class _Peer:
@@ -98,6 +117,9 @@ class _Peer:
         self.dealer: ZmqSocket | None = None
         self.lost = False
 
+    def __repr__(self) -> str:
+        return f"<{self.node} pid {self.pid}>"
+
 
 class _Call:
     __slots__ = ("deferred", "peer", "timer")
@@ -108,71 +130,178 @@ class _Call:
         self.timer = timer
 
 
+class _Box:
+    """Items bound for one destination in this iteration, and the calls among them."""
+
+    __slots__ = ("items", "size", "cids")
+
+    def __init__(self) -> None:
+        self.items: list[bytes] = []
+        self.size = 0
+        self.cids: list[int] = []
+
+
 _LOCAL = object()  # reply address of items that never left this process
+HERE = True  # route of a slot this process serves
+FROZEN = None  # route of a slot whose state is moving: calls for it wait
+NOBODY = False  # route of a slot whose node is not up
 
 
 class RpcNode:
-    """This process's end of the RPC mesh: its ROUTER, its DEALERs, its pending calls."""
+    """This process's end of the RPC mesh: its ROUTER, its DEALERs, its pending calls,
+    and its view of who serves each node and slot."""
 
     batchLimit = 32  # items per message: beyond it a batch leaves at once
 
     def __init__(self, reactor: Any, node: str, directory: str, workers: int,
-                 slots: int = DEFAULT_SLOTS, timeout: float = DEFAULT_TIMEOUT,
-                 maxMessage: int = MAX_MESSAGE) -> None:
+                 slots: int = DEFAULT_SLOTS, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.reactor = reactor
         self.node = node
         self.workers = workers
         self.slots = slots
-        self._table: list[str] | None = None  # the owner of each slot, once asked
         self.timeout = timeout
-        self.maxMessage = maxMessage
         self.context = zmq.Context.instance()
         self.path = os.path.join(directory, f"rpc-{node}-{os.getpid()}.ipc")
         self.endpoint = "ipc://" + self.path
         sock = configure(self.context.socket(zmq.ROUTER))
         sock.bind(self.endpoint)
         self.router = ZmqSocket(reactor, sock, self._fromCaller)
-        self.me = _Peer(node, os.getpid(), None)
-        self.peers: dict[str, _Peer] = {node: self.me}
+        self.me = _Peer(node, os.getpid(), self.endpoint)
+        self.incarnations: dict[str, _Peer] = {self.endpoint: self.me}  # by endpoint
+        self.peers: dict[str, _Peer] = {node: self.me}  # who serves each node now
+        self.epoch = 0  # of the supervisor's last announcement
+        self.frozen: set[int] = set()
+        self.assigned: dict[int, _Peer] = {}  # slot -> owner, ahead of the announcement
+        self.assignedUntil = 0  # the announcement epoch that makes ``assigned`` moot
+        self.owners: list[str] = []  # slot -> node name
+        self.route: list[Any] = []  # slot -> HERE, FROZEN, NOBODY or the owner's _Peer
+        self.routeListeners: list[Callable[[], Any]] = []
+        self._heldCalls: list[tuple] = []  # callShard calls for frozen slots
         self.pending: dict[int, _Call] = {}
         self.subscribers: dict[str, list[Callable[[str, Any], Any]]] = {}
+        self.assembler = Assembler()
         self.nextId = 0
+        self.nextPart = 0
         self.dropped = 0
         self.calls = 0  # calls made (all nodes)
         self.served = 0  # calls answered here
         self.messagesSent = 0
-        self._outbox: dict[Any, list[bytes]] = {}  # peer, router identity or _LOCAL -> items
+        self.badMessages = Episodes(log, f"rpc {node}: dropped a %s", reactor)
+        self.sendFailures = Episodes(log, f"rpc {node}: could not send %s", reactor)
+        self._outbox: dict[Any, _Box] = {}  # peer, router identity or _LOCAL -> items
         self._flushCall: Any = None
         self._packer = msgpack.Packer()
         self._pack = self._packer.pack
         self._head = self._packer.pack_array_header(2) + self._pack(VERSION)
+        self._rebuildRoutes()
 
     def start(self) -> RpcNode:
         self.router.start()
         return self
 
-    # -- membership ----------------------------------------------------------------------
+    # -- membership and routes -------------------------------------------------------------
 
-    def setPeers(self, peers: dict[str, Any], workers: int | None = None) -> None:
-        """The supervisor's word on who serves each node: ``{node: [pid, endpoint]}``.
-        An incarnation that is gone from it (died, replaced) is lost."""
-        if workers is not None and workers != self.workers:
+    def incarnation(self, node: str, pid: int, endpoint: str) -> _Peer:
+        """The peer for the process ``pid`` listening at ``endpoint`` (one per process)."""
+        peer = self.incarnations.get(endpoint)
+        if peer is None or peer.pid != pid:
+            if peer is not None:
+                self._lose(peer, f"{peer.node} (pid {peer.pid}) is gone")
+            peer = self.incarnations[endpoint] = _Peer(node, pid, endpoint)
+        return peer
+
+    def setPeers(self, peers: dict[str, Any], workers: int | None = None,
+                 epoch: int | None = None, draining: list | None = None) -> None:
+        """The supervisor's word on who serves each node: ``{node: [pid, endpoint]}``,
+        the worker count, the announcement's epoch, and ``[[node, pid, endpoint]]`` of
+        replaced processes still finishing their work. An incarnation in neither is gone:
+        the calls pending on it fail with NodeLost."""
+        if workers is not None:
             self.workers = workers
-            self._table = None
-        for node, peer in list(self.peers.items()):
-            if peer is self.me:
-                continue
-            now = peers.get(node)
-            if now is None or now[0] != peer.pid:
-                self._lose(peer, f"{node} (pid {peer.pid}) is gone")
-                del self.peers[node]
-        for node, (pid, endpoint) in peers.items():
-            if node != self.node and node not in self.peers:
-                self.peers[node] = _Peer(node, pid, endpoint)
+        if epoch is not None:
+            self.epoch = epoch
+        current = {node: self.incarnation(node, pid, endpoint)
+                   for node, (pid, endpoint) in peers.items() if isinstance(endpoint, str)}
+        if self.node not in current and self.node != "supervisor":
+            current[self.node] = self.me  # our own node, until someone else is named
+        alive = {id(p) for p in current.values()}
+        for node, pid, endpoint in draining or ():
+            alive.add(id(self.incarnation(node, pid, endpoint)))
+        for endpoint, peer in list(self.incarnations.items()):
+            if peer is not self.me and id(peer) not in alive:
+                self._lose(peer, f"{peer.node} (pid {peer.pid}) is gone")
+                del self.incarnations[endpoint]
+        self.peers = current
+        if self.assigned and self.epoch >= self.assignedUntil:
+            self.assigned.clear()  # the announcement says what the handoff did
+        self._rebuildRoutes()
+
+    def forget(self, endpoint: str) -> None:
+        """The process at ``endpoint`` is gone (for nodes that track processes themselves,
+        such as the supervisor's)."""
+        peer = self.incarnations.pop(endpoint, None)
+        if peer is not None and peer is not self.me:
+            self._lose(peer, f"{peer.node} (pid {peer.pid}) is gone")
+
+    def freeze(self, slots: list[int]) -> None:
+        """Their state is moving away: calls for them wait (see ``thaw``/``assign``)."""
+        self.frozen.update(slots)
+        self._rebuildRoutes()
+
+    def thaw(self, slots: list[int]) -> None:
+        """The move was called off: serve them again."""
+        self.frozen.difference_update(slots)
+        self._rebuildRoutes()
+
+    def assign(self, slots: list[int], owner: _Peer, untilEpoch: int) -> None:
+        """``owner`` serves ``slots`` from now on (a handoff is done), until an
+        announcement of ``untilEpoch`` or later says so for everyone."""
+        for slot in slots:
+            self.assigned[slot] = owner
+        self.frozen.difference_update(slots)
+        self.assignedUntil = max(self.assignedUntil, untilEpoch)
+        self._rebuildRoutes()
+
+    def _rebuildRoutes(self) -> None:
+        workers, slots = self.workers, self.slots
+        names = [f"worker-{i}" for i in range(workers)]
+        owners = [names[ownerOfSlot(s, workers, slots)] for s in range(slots)]
+        route: list[Any] = []
+        for slot, name in enumerate(owners):
+            peer = self.assigned.get(slot) or self.peers.get(name)
+            if peer is not None:
+                owners[slot] = peer.node
+            if slot in self.frozen:
+                route.append(FROZEN)
+            elif peer is None or peer.lost:
+                route.append(NOBODY)
+            else:
+                route.append(HERE if peer is self.me else peer)
+        self.owners, self.route = owners, route
+        held, self._heldCalls = self._heldCalls, []
+        for args in held:
+            self._serve(*args)
+        for listener in list(self.routeListeners):
+            try:
+                listener()
+            except Exception:
+                log.error("rpc %s: route listener failed:\n%s", self.node,
+                          traceback.format_exc())
+
+    def slotOf(self, key: Any) -> int:
+        return zlib.crc32(key if type(key) is bytes else keyBytes(key)) % self.slots
+
+    def nodes(self) -> list[str]:
+        return [f"worker-{i}" for i in range(self.workers)]
+
+    def shardOf(self, key: Any) -> str:
+        """The node owning ``key``'s slot."""
+        return self.owners[self.slotOf(key)]
 
     def _lose(self, peer: _Peer, why: str) -> None:
         peer.lost = True
         self._outbox.pop(peer, None)
+        self.assembler.forget(peer)
         for cid in sorted(cid for cid, call in self.pending.items() if call.peer is peer):
             call = self.pending.pop(cid, None)  # an errback may have cancelled it meanwhile
             if call is not None:
@@ -180,44 +309,51 @@ class RpcNode:
         if peer.dealer is not None:
             peer.dealer.close()
             peer.dealer = None
-
-    def nodes(self) -> list[str]:
-        return [f"worker-{i}" for i in range(self.workers)]
-
-    def shardOf(self, key: Any) -> str:
-        """The node owning ``key``: a slot table lookup (``cluster.shards`` decides)."""
-        table = self._table
-        if table is None:
-            table = self._table = [f"worker-{ownerOfSlot(s, self.workers, self.slots)}"
-                                   for s in range(self.slots)]
-        return table[zlib.crc32(key if type(key) is bytes else keyBytes(key)) % self.slots]
+        if any(r is peer for r in self.route):
+            self._rebuildRoutes()
 
     # -- calling -------------------------------------------------------------------------
 
     def callRemote(self, node: str, method: str, args: tuple, kwargs: dict,
                    timeout: float | None = None) -> Deferred:
+        return self.callPeer(self.peers.get(node), method, args, kwargs, timeout, node=node)
+
+    def callShard(self, key: Any, method: str, args: tuple, kwargs: dict,
+                  timeout: float | None = None) -> Deferred:
+        slot = self.slotOf(key)
+        route = self.route[slot]
+        peer = self.me if route is HERE or route is FROZEN else route or None
+        return self.callPeer(peer, method, args, kwargs, timeout, slot, self.owners[slot])
+
+    def callPeer(self, peer: _Peer | None, method: str, args: Any, kwargs: dict,
+                 timeout: float | None = None, slot: int | None = None,
+                 node: str | None = None) -> Deferred:
+        """Call ``method`` on one incarnation (None: its node is not up)."""
         self.nextId += 1
         cid = self.nextId
         try:
-            item = self._pack(["call", cid, method, list(args), kwargs])
+            call = ["call", cid, method, list(args), kwargs]
+            if slot is not None:
+                call.append(slot)
+            item = self._pack(call)
         except Exception as e:
             return fail(TypeError(f"cannot serialize the arguments of {method}: {e}"))
         self.calls += 1
-        peer = self.peers.get(node)
-        if peer is None:  # fails in a later iteration, as a reply would; or is cancelled
-            later = self.reactor.callLater(0, lambda: d.errback(NodeLost(f"{node} is not up")))
+        if peer is None or peer.lost:  # fails in a later iteration, as a reply would
+            why = NodeLost(f"{node or (peer and peer.node)} is not up")
+            later = self.reactor.callLater(0, lambda: d.errback(why))
             d = Deferred(lambda _: later.cancel())
             return d
         d = Deferred(lambda _: self._cancel(cid))
         delay = self.timeout if timeout is None else timeout
-        timer = self.reactor.callLater(delay, self._timedOut, cid, node, method, delay)
+        timer = self.reactor.callLater(delay, self._timedOut, cid, peer.node, method, delay)
         self.pending[cid] = _Call(d, peer, timer)
-        self._enqueue(peer if peer is not self.me else _LOCAL, item)
+        self._enqueue(peer if peer is not self.me else _LOCAL, item, cid)
         return d
 
     def notify(self, node: str, method: str, args: tuple, kwargs: dict) -> None:
         peer = self.peers.get(node)
-        if peer is None:
+        if peer is None or peer.lost:
             log.debug("notify %s to %s dropped: the node is not up", method, node)
             return
         self._enqueue(peer if peer is not self.me else _LOCAL,
@@ -225,8 +361,9 @@ class RpcNode:
 
     def publish(self, topic: str, data: Any) -> None:
         item = self._pack(["pub", topic, data])
-        for peer in list(self.peers.values()):
-            self._enqueue(peer if peer is not self.me else _LOCAL, item)
+        for peer in set(self.peers.values()):
+            if not peer.lost:
+                self._enqueue(peer if peer is not self.me else _LOCAL, item)
 
     def subscribe(self, topic: str, callback: Callable[[str, Any], Any]) -> None:
         self.subscribers.setdefault(topic, []).append(callback)
@@ -258,18 +395,26 @@ class RpcNode:
 
     # -- batching ------------------------------------------------------------------------
 
-    def _enqueue(self, to: Any, item: bytes) -> None:
+    def _enqueue(self, to: Any, item: bytes, cid: int | None = None) -> None:
+        if len(item) > PART_SIZE and to is not _LOCAL:
+            self.nextPart += 1
+            pieces = parts(item, self.nextPart, self._pack)
+            for piece in pieces[:-1]:
+                self._enqueue(to, piece)
+            item = pieces[-1]  # a failure to send the last part fails the call
         box = self._outbox.get(to)
         if box is None:
-            self._outbox[to] = [item]
+            box = self._outbox[to] = _Box()
             if self._flushCall is None:
                 self._flushCall = self.reactor.callLater(0, self._flush)
-        else:
-            box.append(item)
-            if len(box) >= self.batchLimit and to is not _LOCAL:
-                # a full batch goes at once: the peer starts on it while we make the next
-                del self._outbox[to]
-                self._send(to, box)
+        box.items.append(item)
+        box.size += len(item)
+        if cid is not None:
+            box.cids.append(cid)
+        if (len(box.items) >= self.batchLimit or box.size >= BATCH_BYTES) and to is not _LOCAL:
+            # a full batch goes at once: the peer starts on it while we make the next
+            del self._outbox[to]
+            self._send(to, box)
 
     def flushNow(self) -> None:
         """Send what is queued now instead of at the end of this reactor iteration (for
@@ -284,23 +429,33 @@ class RpcNode:
         self._flushCall = None
         outbox, self._outbox = self._outbox, {}
         local = outbox.pop(_LOCAL, None)
-        for to, items in outbox.items():
-            self._send(to, items)
+        for to, box in outbox.items():
+            self._send(to, box)
         if local:
-            self._handle(msgpack.unpackb(self._message(local), strict_map_key=False)[1],
+            self._handle(msgpack.unpackb(self._message(local.items), strict_map_key=False)[1],
                          _LOCAL, None)
 
-    def _send(self, to: Any, items: list[bytes]) -> None:
-        payload = self._message(items)
+    def _send(self, to: Any, box: _Box) -> None:
+        """One message to one destination; if it cannot be sent, the calls in it fail
+        (NodeLost) and nothing else is affected."""
+        payload = self._message(box.items)
         self.messagesSent += 1
-        if isinstance(to, _Peer):
-            if to.lost:
-                return
-            if to.dealer is None:
-                to.dealer = self._dial(to)
-            to.dealer.send([payload])
-        elif not self.router.closed:
-            self.router.send([to, payload])
+        try:
+            if isinstance(to, _Peer):
+                if to.lost:
+                    return  # _lose failed its calls already
+                if to.dealer is None:
+                    to.dealer = self._dial(to)
+                to.dealer.send([payload])
+            elif not self.router.closed:
+                self.router.send([to, payload])
+        except zmq.ZMQError as e:
+            where = to.node if isinstance(to, _Peer) else "a caller"
+            self.sendFailures.record(f"{len(box.items)} item(s) to {where}: {e}")
+            for cid in box.cids:
+                call = self.pending.pop(cid, None)
+                if call is not None:
+                    self._settle(call, Failure(NodeLost(f"could not send to {where}: {e}")))
 
     def _message(self, items: list[bytes]) -> bytes:
         """``[VERSION, items]`` from items packed one by one (so a bad one fails alone)."""
@@ -313,17 +468,14 @@ class RpcNode:
 
     # -- receiving -----------------------------------------------------------------------
 
-    def _decode(self, payload: bytes) -> list | None:
-        if len(payload) > self.maxMessage:
-            self._bad(f"oversized message ({len(payload)} bytes)")
-            return None
+    def _decode(self, payload: Any) -> list | None:
         try:
-            msg = msgpack.unpackb(payload, strict_map_key=False)
-        except Exception as e:
-            self._bad(f"undecodable message ({e})")
+            msg = decode(payload)
+        except WireError as e:
+            self._bad(f"message ({e})")
             return None
         if not (isinstance(msg, list) and len(msg) == 2 and isinstance(msg[1], list)):
-            self._bad("message is not [version, items]")
+            self._bad("message that is not [version, items]")
             return None
         if msg[0] != VERSION:
             self._bad(f"message of version {msg[0]!r} (this node speaks {VERSION})")
@@ -332,17 +484,17 @@ class RpcNode:
 
     def _bad(self, why: str) -> None:
         self.dropped += 1
-        log.warning("rpc %s: dropped a %s; %d dropped so far", self.node, why, self.dropped)
+        self.badMessages.record(why)
 
-    def _fromCaller(self, frames: list[bytes]) -> None:
+    def _fromCaller(self, frames: list[Any]) -> None:
         if len(frames) != 2:
             self._bad(f"message of {len(frames)} frames")
             return
         items = self._decode(frames[1])
         if items is not None:
-            self._handle(items, frames[0], None)
+            self._handle(items, bytes(frames[0]), None)
 
-    def _fromCallee(self, peer: _Peer, frames: list[bytes]) -> None:
+    def _fromCallee(self, peer: _Peer, frames: list[Any]) -> None:
         if peer.lost:
             return
         if len(frames) != 1:
@@ -353,25 +505,37 @@ class RpcNode:
             self._handle(items, None, peer)
 
     def _handle(self, items: list, replyTo: Any, fromPeer: _Peer | None) -> None:
-        """Serve calls (replying to ``replyTo``) and settle replies (from ``fromPeer``)."""
+        """Serve calls (replying to ``replyTo``) and settle replies (from ``fromPeer``);
+        an item that is bad, or whose handling fails, is dropped alone."""
         for item in items:
-            kind = item[0] if isinstance(item, list) and item else None
+            kind = item[0] if type(item) is list and item else None
             try:
                 if kind == "call" and replyTo is not None:
-                    _, cid, method, args, kwargs = item
-                    self._serve(cid, method, args, kwargs, replyTo)
+                    if len(item) == 6:
+                        _, cid, method, args, kwargs, slot = item
+                        if not isinstance(slot, int) or not 0 <= slot < self.slots:
+                            raise ValueError(f"slot {slot!r}")
+                    else:
+                        (_, cid, method, args, kwargs), slot = item, None
+                    self._serve(cid, method, args, kwargs, replyTo, slot)
                 elif kind == "notify" and replyTo is not None:
                     _, method, args, kwargs = item
-                    self._serve(None, method, args, kwargs, None)
+                    self._serve(None, method, args, kwargs, None, None)
                 elif kind == "pub" and replyTo is not None:
                     _, topic, data = item
                     self._deliver(topic, data)
                 elif kind in ("ok", "err") and (fromPeer is not None or replyTo is _LOCAL):
                     self._reply(item, fromPeer or self.me)
+                elif kind == "part" and replyTo is not _LOCAL:
+                    whole = self.assembler.feed(replyTo if fromPeer is None else fromPeer, item)
+                    if whole is not None:
+                        self._handle([decode(whole)], replyTo, fromPeer)
                 else:
                     self._bad(f"item {kind!r}")
-            except (TypeError, ValueError) as e:
+            except (WireError, TypeError, ValueError) as e:
                 self._bad(f"malformed {kind!r} item ({e})")
+            except Exception:
+                self._bad(f"{kind!r} item whose handling failed:\n{traceback.format_exc()}")
 
     def _reply(self, item: list, peer: _Peer) -> None:
         if item[0] == "ok":
@@ -380,8 +544,7 @@ class RpcNode:
             _, cid, remoteType, message, tb = item
             if not all(isinstance(x, str) for x in (remoteType, message, tb)):
                 raise ValueError("error fields must be strings")
-            cls = NoSuchMethod if remoteType == "NoSuchMethod" else RemoteError
-            result = Failure(cls(remoteType, message, tb))
+            result = Failure(_remoteException(remoteType, message, tb))
         call = self.pending.get(cid) if isinstance(cid, int) else None
         if call is None or call.peer is not peer:
             return  # a late reply after a timeout or a cancel: dropped quietly
@@ -391,10 +554,21 @@ class RpcNode:
     # -- serving -------------------------------------------------------------------------
 
     def _serve(self, cid: int | None, method: str, args: list, kwargs: dict,
-               replyTo: Any) -> None:
+               replyTo: Any, slot: int | None) -> None:
         if not (isinstance(method, str) and isinstance(args, list) and isinstance(kwargs, dict)
                 and (not kwargs or all(isinstance(k, str) for k in kwargs))):
             raise TypeError("call needs a method name, an args list and a kwargs map")
+        if slot is not None:
+            route = self.route[slot]
+            if route is FROZEN:  # its state is moving: wait until it is somewhere
+                self._heldCalls.append((cid, method, args, kwargs, replyTo, slot))
+                return
+            if route is not HERE:  # it moved on: pass the call to whoever has it now
+                peer = route or None
+                d = self.callPeer(peer, method, args, kwargs, None, slot, self.owners[slot])
+                d.addCallbacks(lambda r: self._succeeded(cid, method, replyTo, r),
+                               lambda f: self._failed(cid, method, replyTo, f))
+                return
         function = _exposed.get(method)
         if function is None:
             if cid is not None:
@@ -433,9 +607,17 @@ class RpcNode:
                       failure.getTraceback())
             return
         exc = failure.value
+        if isinstance(exc, RemoteError):  # relayed (a forwarded call): passed on as it came
+            self._answer(replyTo, ["err", cid, exc.remoteType, exc.remoteMessage,
+                                   exc.remoteTraceback])
+            return
         cls = type(exc)
-        name = cls.__qualname__ if cls.__module__ == "builtins" else \
-            f"{cls.__module__}.{cls.__qualname__}"
+        if cls in (NodeLost, TimeoutError):
+            name = cls.__name__
+        elif cls.__module__ == "builtins":
+            name = cls.__qualname__
+        else:
+            name = f"{cls.__module__}.{cls.__qualname__}"
         self._answer(replyTo, ["err", cid, name, str(exc), failure.getTraceback()])
 
     def _answer(self, replyTo: Any, item: list) -> None:
@@ -457,7 +639,7 @@ class RpcNode:
 
     def close(self) -> None:
         """Fail what is pending, close every socket, remove our endpoint."""
-        for peer in list(self.peers.values()):
+        for peer in list(self.incarnations.values()):
             if peer is not self.me:
                 self._lose(peer, f"{self.node} is shutting down")
         self._lose(self.me, f"{self.node} is shutting down")
@@ -469,6 +651,18 @@ class RpcNode:
             os.unlink(self.path)
         except OSError:
             pass
+
+
+def _remoteException(remoteType: str, message: str, tb: str) -> Exception:
+    """What a caller sees for an ``err`` item: the same exception for errors about the
+    mesh itself (a forwarded call that met a lost node or a timeout), else RemoteError."""
+    if remoteType == "NoSuchMethod":
+        return NoSuchMethod(remoteType, message, tb)
+    if remoteType == "NodeLost":
+        return NodeLost(message)
+    if remoteType == "TimeoutError":
+        return TimeoutError(message)
+    return RemoteError(remoteType, message, tb)
 
 
 # -- the process's node and the public functions ----------------------------------------------
@@ -524,9 +718,9 @@ def callRemote(node: str, method: str, *args: Any, timeout: float | None = None,
 
 def callShard(key: Any, method: str, *args: Any, timeout: float | None = None,
               **kwargs: Any) -> Deferred:
-    """``callRemote`` on the worker that owns ``key``."""
-    node = _current()
-    return node.callRemote(node.shardOf(key), method, args, kwargs, timeout)
+    """``callRemote`` on the worker that owns ``key``; during a shard handoff the call
+    waits for the move and then reaches the new owner."""
+    return _current().callShard(key, method, args, kwargs, timeout)
 
 
 def broadcast(method: str, *args: Any, timeout: float | None = None, **kwargs: Any) -> Deferred:

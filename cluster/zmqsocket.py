@@ -16,6 +16,8 @@ from typing import Any
 
 import zmq
 
+from cluster.rpcwire import MAX_FRAME
+
 log = logging.getLogger("cluster")
 
 # plain ints: pyzmq's constants are enums, and ``int & Flag`` goes through the slow
@@ -60,7 +62,8 @@ class ZmqSocket:
         self._drain()
 
     def send(self, frames: list[bytes]) -> None:
-        """Queue one message (never blocks: the sockets have no high-water mark)."""
+        """Queue one message; never blocks: past the high-water mark it raises zmq.Again
+        (a DEALER whose peer stopped reading) or drops it (a ROUTER, as ZeroMQ does)."""
         sock = self.sock
         for frame in frames[:-1]:
             _send(sock, frame, _NOBLOCK | _SNDMORE)
@@ -83,10 +86,10 @@ class ZmqSocket:
             if self.closed or not _get(sock, _EVENTS) & _POLLIN:
                 return
             frame = _recv(sock, _NOBLOCK, False)  # a Frame knows if more follow
-            frames = [frame.bytes]
+            frames = [_contents(frame)]
             while frame.more:
                 frame = _recv(sock, _NOBLOCK, False)
-                frames.append(frame.bytes)
+                frames.append(_contents(frame))
             try:
                 onMessage(frames)
             except Exception:
@@ -107,10 +110,26 @@ class ZmqSocket:
         self.close()
 
 
+def _contents(frame: zmq.Frame) -> bytes | memoryview:
+    """A frame's bytes: copied when small, a view of ZeroMQ's own buffer when large (a
+    part of a big value is not copied on the way in)."""
+    return frame.bytes if len(frame) < COPY_BELOW else frame.buffer
+
+
+COPY_BELOW = 65536
+MAX_MESSAGE = MAX_FRAME  # larger inbound messages are refused by ZeroMQ before allocation
+HIGH_WATER = 10_000  # messages queued to one peer before sends fail (DEALER) or drop
+
+
 def configure(sock: zmq.Socket) -> zmq.Socket:
-    """No high-water marks (a stalled peer is killed by the supervisor, which bounds the
-    queue), no lingering on close."""
-    sock.setsockopt(zmq.SNDHWM, 0)
+    """Bounded: a message over ``MAX_MESSAGE`` disconnects its sender unread, and at
+    most ``HIGH_WATER`` messages wait to go to one peer. The receive side has no mark:
+    with one, libzmq stopped delivering altogether once it had been reached (seen with
+    ipc:// here); what a peer queues for a process that stopped reading is bounded by
+    the supervisor, which kills that process when its heartbeats or pings stop. No
+    lingering on close."""
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+    sock.setsockopt(zmq.SNDHWM, HIGH_WATER)
     sock.setsockopt(zmq.RCVHWM, 0)
     sock.setsockopt(zmq.LINGER, 0)
     return sock

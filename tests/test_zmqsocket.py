@@ -16,12 +16,20 @@ from tests.clusterutil import ROOT
 COUNT = 100_000
 
 
+def _unbounded(sock):
+    """These tests queue 100k messages at once to stress the edge-triggered fd; the
+    high-water mark (tested in test_rpc) would refuse them."""
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    return sock
+
+
 def _pair(runner, tmp_path, onRouter, onDealer):
     ctx = zmq.Context.instance()
     endpoint = f"ipc://{tmp_path}/z.ipc"
-    router = configure(ctx.socket(zmq.ROUTER))
+    router = _unbounded(configure(ctx.socket(zmq.ROUTER)))
     router.bind(endpoint)
-    dealer = configure(ctx.socket(zmq.DEALER))
+    dealer = _unbounded(configure(ctx.socket(zmq.DEALER)))
     dealer.connect(endpoint)
     r = runner.reactor
     return (ZmqSocket(r, router, onRouter).start(), ZmqSocket(r, dealer, onDealer).start())
