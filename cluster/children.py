@@ -66,6 +66,7 @@ class Child:
         self.started = time.monotonic()
         self.lastBeat = self.started
         self.lastPong = self.started  # the last answer of its RPC socket to a ping
+        self.pinging = False
         self.stats: dict[str, Any] = {}
         self.proc: subprocess.Popen | None = None
         self.ps: psutil.Process | None = None

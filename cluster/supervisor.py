@@ -34,8 +34,9 @@ from cluster.children import BootFailed, Child, ChildDied, childArgv, describeEx
 from cluster.config import Config
 from cluster.control import ControlFactory
 from cluster.defer import Deferred, inlineCallbacks, maybeDeferred
-from cluster.error import ReactorNotRunning
+from cluster.error import ReactorNotRunning, TimeoutError
 from cluster.failure import Failure
+from cluster.rpc import RpcNode
 
 log = logging.getLogger("cluster")
 
@@ -79,6 +80,7 @@ class Supervisor:
         self.stopDeadline = 0.0
         self.ps = psutil.Process()
         self.ps.cpu_percent()
+        self.rpc: RpcNode | None = None
         self._tick: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -97,9 +99,14 @@ class Supervisor:
                 handlers[signal.SIGCHLD] = self.reapOrphans
             for sig, handler in handlers.items():
                 signal.signal(sig, lambda s, f, h=handler: self.reactor.callFromThread(h))
+            # its own RPC node, to ping every child's RPC socket (liveness beyond the loop)
+            self.rpc = RpcNode(self.reactor, "supervisor", self.rundir, cfg.workers,
+                               cfg.slots, cfg.heartbeat_timeout).start()
             self.reactor.callWhenRunning(self.startAll)
             self.reactor.run(installSignalHandlers=False)
         finally:
+            if self.rpc is not None:
+                self.rpc.close()
             for child in self.children:
                 child.signal(signal.SIGKILL)
             if self.listening is not None:
@@ -256,9 +263,12 @@ class Supervisor:
             serving.append(self.gateway)
         peers = {c.node: [c.pid, c.rpcEndpoint] for c in serving
                  if c.state == "running" and c.rpcEndpoint}
+        # replaced workers still finishing: what was sent to them gets answered
+        draining = [[c.node, c.pid, c.rpcEndpoint] for c in self.children
+                    if c.retiring and c.role == "worker" and c.rpcEndpoint]
         for child in self.children:
             if child.channel is not None and not child.channel.closed:
-                child.channel.send(["peers", peers, self.config.workers, self.epoch])
+                child.channel.send(["peers", peers, self.config.workers, self.epoch, draining])
 
     def _allUp(self) -> bool:
         return (self.gateway is not None and self.gateway.state == "running"
@@ -300,6 +310,8 @@ class Supervisor:
     def childExited(self, child: Child) -> None:
         rc = child.proc.wait()
         self.children.remove(child)
+        if child.rpcEndpoint and self.rpc is not None:
+            self.rpc.forget(child.rpcEndpoint)
         child.channel.close()
         child.closeHandoff()
         if child.role == "worker" and self.serving.get(child.index) is child:
@@ -369,10 +381,10 @@ class Supervisor:
             else:
                 late = now - child.lastBeat > limit
             if late and not child.killed:
-                log.error("%s (pid %d) sent no heartbeat for %.1fs: killing it", child.node,
-                          child.pid, now - child.lastBeat)
-                child.killed = True
-                child.signal(signal.SIGKILL)
+                self._kill(child, f"sent no heartbeat for {now - child.lastBeat:.1f}s")
+            elif (child.state in ("running", "draining") and child.rpcEndpoint
+                  and not child.pinging and self.state != "stopping"):
+                self._ping(child)
         if self.state == "stopping" and self.stopDeadline and now > self.stopDeadline:
             for child in self.children:
                 log.error("%s (pid %d) outlived the graceful timeout: killing it", child.node,
@@ -382,6 +394,31 @@ class Supervisor:
         if os.getpid() == 1:
             self.reapOrphans()
         self._scheduleTick()
+
+    def _kill(self, child: Child, why: str) -> None:
+        log.error("%s (pid %d) %s: killing it", child.node, child.pid, why)
+        child.killed = True
+        child.signal(signal.SIGKILL)
+
+    def _ping(self, child: Child) -> None:
+        """Ask the child's RPC socket for ``cluster.ping``: a process whose loop runs
+        but whose RPC socket does not answer within the heartbeat timeout is killed."""
+        child.pinging = True
+        # a little longer than the heartbeat's: a blocked loop is told as such first
+        limit = self.config.heartbeat_timeout + 2 * self.config.heartbeat_interval
+        peer = self.rpc.incarnation(child.node, child.pid, child.rpcEndpoint)
+
+        def answered(_: Any) -> None:
+            child.pinging = False
+            child.lastPong = time.monotonic()
+
+        def unanswered(failure: Failure) -> None:
+            child.pinging = False
+            if failure.check(TimeoutError) and child in self.children and not child.killed:
+                self._kill(child, f"did not answer on its RPC socket for {limit:.1f}s")
+
+        self.rpc.callPeer(peer, "cluster.ping", (), {}, limit).addCallbacks(answered,
+                                                                           unanswered)
 
     def reapOrphans(self) -> None:
         """As PID 1, collect the exit status of every process re-parented to us (our

@@ -220,7 +220,7 @@ class Gateway:
             self.workers = msg[1]
         elif kind == "peers":
             if self.rpc is not None:
-                self.rpc.setPeers(msg[1], msg[2])
+                self.rpc.setPeers(*msg[1:5])
         else:
             for fd in fds:
                 os.close(fd)

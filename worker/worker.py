@@ -102,7 +102,7 @@ class Worker:
         for fd in fds:
             os.close(fd)
         if msg and msg[0] == "peers":
-            self.rpc.setPeers(msg[1], msg[2])
+            self.rpc.setPeers(*msg[1:5])
 
     def _onControlClosed(self, reason: Any) -> None:
         if not self.stopping:

@@ -24,6 +24,24 @@ class Orphaner(WhoAmI):
 
 orphaner = Factory.forProtocol(Orphaner)
 
+
+class DeafRpc(WhoAmI):
+    """``deafrpc`` -> this worker stops reading its RPC socket (its loop goes on, and its
+    heartbeats with it): what a wedged ZeroMQ socket looks like from outside."""
+
+    def lineReceived(self, line):
+        if line == b"deafrpc":
+            from cluster import rpc
+            from cluster.reactor import reactor
+
+            reactor.removeReader(rpc._current().router)
+            self.sendLine(b"deaf")
+        else:
+            super().lineReceived(line)
+
+
+deafrpc = Factory.forProtocol(DeafRpc)
+
 # A module the reload tests write to a directory on PYTHONPATH: VERSION and BROKEN are
 # filled in by the test; a broken version raises at import, as a bad deploy would.
 VERSIONED_SOURCE = '''

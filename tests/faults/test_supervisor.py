@@ -234,3 +234,18 @@ def test_the_supervisor_as_pid_1_starts_serves_and_reaps_orphans(make_cluster):
     assert c.proc.wait(timeout=15) == 0, c.log()
     assert "graceful stop" in c.log()
     c.seen_pids = {c.proc.pid}  # only host pids: the namespace died with its init
+
+
+def test_a_worker_whose_rpc_socket_stops_answering_is_replaced(make_cluster):
+    c = make_cluster("tests.faults.faultapps:deafrpc", heartbeat_timeout=2)
+    c.wait_ready()
+    client, pid = greet(c)
+    node = next(n for n, p in c.pids().items() if p == pid)
+    client.send(b"deafrpc\n")
+    assert client.line() == b"deaf"
+    start = time.monotonic()
+    wait_replaced(c, node, pid, timeout=15)
+    assert time.monotonic() - start < 2 + 4  # the ping timeout, plus a tick or two
+    assert "did not answer on its RPC socket" in c.log()
+    assert "sent no heartbeat" not in c.log()  # its loop was alive all along
+    client.close()
