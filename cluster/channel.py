@@ -14,6 +14,7 @@ from __future__ import annotations
 import array
 import logging
 import os
+import select
 import socket
 import traceback
 from collections.abc import Callable, Sequence
@@ -111,6 +112,16 @@ class Channel:
             if self.closed:
                 return None  # the handler closed us
         return None
+
+    def drain(self) -> None:
+        """Handle every message already waiting (the peer may be gone: what it sent
+        before it went still counts)."""
+        while not self.closed and self.doRead() is None:
+            try:
+                if not select.select([self.sock], [], [], 0)[0]:
+                    return
+            except (OSError, ValueError):
+                return
 
     def _drop(self, fds: list[int], why: str) -> None:
         self.dropped += 1

@@ -172,7 +172,7 @@ class RpcNode:
         self.epoch = 0  # of the supervisor's last announcement
         self.frozen: set[int] = set()
         self.assigned: dict[int, _Peer] = {}  # slot -> owner, ahead of the announcement
-        self.assignedUntil = 0  # the announcement epoch that makes ``assigned`` moot
+        self.routeVersion = 0  # bumped by every change of ``route``
         self.owners: list[str] = []  # slot -> node name
         self.route: list[Any] = []  # slot -> HERE, FROZEN, NOBODY or the owner's _Peer
         self.routeListeners: list[Callable[[], Any]] = []
@@ -232,8 +232,6 @@ class RpcNode:
                 self._lose(peer, f"{peer.node} (pid {peer.pid}) is gone")
                 del self.incarnations[endpoint]
         self.peers = current
-        if self.assigned and self.epoch >= self.assignedUntil:
-            self.assigned.clear()  # the announcement says what the handoff did
         self._rebuildRoutes()
 
     def forget(self, endpoint: str) -> None:
@@ -253,22 +251,25 @@ class RpcNode:
         self.frozen.difference_update(slots)
         self._rebuildRoutes()
 
-    def assign(self, slots: list[int], owner: _Peer, untilEpoch: int) -> None:
-        """``owner`` serves ``slots`` from now on (a handoff is done), until an
-        announcement of ``untilEpoch`` or later says so for everyone."""
+    def assign(self, slots: list[int], owner: _Peer) -> None:
+        """``owner`` serves ``slots`` from now on (a handoff of them is done), whatever
+        the announced map says, until it says the same (or ``owner`` is gone)."""
         for slot in slots:
             self.assigned[slot] = owner
         self.frozen.difference_update(slots)
-        self.assignedUntil = max(self.assignedUntil, untilEpoch)
         self._rebuildRoutes()
 
     def _rebuildRoutes(self) -> None:
         workers, slots = self.workers, self.slots
         names = [f"worker-{i}" for i in range(workers)]
         owners = [names[ownerOfSlot(s, workers, slots)] for s in range(slots)]
+        assigned = self.assigned
+        for slot, peer in list(assigned.items()):
+            if peer.lost or self.peers.get(owners[slot]) is peer:
+                del assigned[slot]  # the announced map caught up (or the owner died)
         route: list[Any] = []
         for slot, name in enumerate(owners):
-            peer = self.assigned.get(slot) or self.peers.get(name)
+            peer = assigned.get(slot) or self.peers.get(name)
             if peer is not None:
                 owners[slot] = peer.node
             if slot in self.frozen:
@@ -278,6 +279,7 @@ class RpcNode:
             else:
                 route.append(HERE if peer is self.me else peer)
         self.owners, self.route = owners, route
+        self.routeVersion += 1
         held, self._heldCalls = self._heldCalls, []
         for args in held:
             self._serve(*args)

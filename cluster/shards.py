@@ -32,3 +32,19 @@ def ownerOfSlot(slot: int, workers: int, slots: int = DEFAULT_SLOTS) -> int:
 def ownerOf(key: str | bytes | int, workers: int, slots: int = DEFAULT_SLOTS) -> int:
     """The index of the worker that owns ``key``."""
     return ownerOfSlot(slotOf(key, slots), workers, slots)
+
+
+def slotsOf(index: int, workers: int, slots: int = DEFAULT_SLOTS) -> list[int]:
+    """The slots worker ``index`` owns among ``workers`` workers."""
+    return [s for s in range(slots) if ownerOfSlot(s, workers, slots) == index]
+
+
+def moves(before: int, after: int, slots: int = DEFAULT_SLOTS) -> dict[int, dict[int, list[int]]]:
+    """Which slots change hands when the worker count goes from ``before`` to ``after``:
+    ``{old owner: {new owner: [slots]}}``."""
+    out: dict[int, dict[int, list[int]]] = {}
+    for s in range(slots):
+        old, new = ownerOfSlot(s, before, slots), ownerOfSlot(s, after, slots)
+        if old != new:
+            out.setdefault(old, {}).setdefault(new, []).append(s)
+    return out

@@ -33,10 +33,11 @@ from cluster.child import BOOT_ERROR
 from cluster.children import BootFailed, Child, ChildDied, childArgv, describeExit
 from cluster.config import Config
 from cluster.control import ControlFactory
-from cluster.defer import Deferred, inlineCallbacks, maybeDeferred
+from cluster.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred
 from cluster.error import ReactorNotRunning, TimeoutError
 from cluster.failure import Failure
 from cluster.rpc import RpcNode
+from cluster.shards import moves, slotsOf
 
 log = logging.getLogger("cluster")
 
@@ -51,6 +52,10 @@ class SpawnFailed(Exception):
 
 class OperationRefused(Exception):
     """A reload or resize asked for while the cluster cannot run one (stopping)."""
+
+
+class MoveFailed(Exception):
+    """A shard handoff did not complete; the old owner serves the slots again."""
 
 
 class Supervisor:
@@ -76,6 +81,8 @@ class Supervisor:
         self.operation: str | None = None  # the one running now
         self.lastReload: dict[str, Any] | None = None
         self.epoch = 0  # bumped by every announcement of who serves which node
+        self.moves: dict[int, tuple[Child, Deferred]] = {}  # shard handoffs under way
+        self.nextMove = 0
         self.orphansReaped = 0
         self.stopDeadline = 0.0
         self.ps = psutil.Process()
@@ -152,6 +159,7 @@ class Supervisor:
         except (OSError, psutil.Error, subprocess.SubprocessError) as e:
             raise SpawnFailed(f"could not start {child.node}: {e}") from e
         self.children.append(child)
+        child.channel.send(self._peersMessage())  # who serves what, from its first moment
         log.info("started %s (pid %d)%s", child.node, child.pid,
                  " as a successor" if child.successor else "")
         return child
@@ -216,6 +224,15 @@ class Supervisor:
                 self.childReady(child)
         elif kind == "boot_error" and len(msg) > 1:
             child.bootError = str(msg[1])
+        elif kind in ("moved", "moveFailed") and len(msg) > 2:
+            source, done = self.moves.pop(msg[1], (None, None))
+            if done is not None and source is child:
+                if kind == "moved":
+                    done.callback(msg[2])
+                else:
+                    done.errback(MoveFailed(f"{child.node}: {msg[2]}"))
+        elif kind == "leaving":
+            self._leaving(child)
         else:
             log.warning("%s sent an unknown message %r", child.node, kind)
 
@@ -258,6 +275,12 @@ class Supervisor:
         """Tell every child which process serves each RPC node (pid, endpoint): at start,
         after every restart, replacement and exit, so callers of a lost node fail fast."""
         self.epoch += 1
+        message = self._peersMessage()
+        for child in self.children:
+            if child.channel is not None and not child.channel.closed:
+                child.channel.send(message)
+
+    def _peersMessage(self) -> list:
         serving = [w for _, w in sorted(self.serving.items())]
         if self.gateway is not None:
             serving.append(self.gateway)
@@ -266,9 +289,7 @@ class Supervisor:
         # replaced workers still finishing: what was sent to them gets answered
         draining = [[c.node, c.pid, c.rpcEndpoint] for c in self.children
                     if c.retiring and c.role == "worker" and c.rpcEndpoint]
-        for child in self.children:
-            if child.channel is not None and not child.channel.closed:
-                child.channel.send(["peers", peers, self.config.workers, self.epoch, draining])
+        return ["peers", peers, self.config.workers, self.epoch, draining]
 
     def _allUp(self) -> bool:
         return (self.gateway is not None and self.gateway.state == "running"
@@ -289,6 +310,14 @@ class Supervisor:
         child.retiring = True
         child.state = "draining" if child.role == "worker" else "stopping"
         child.closeHandoff()  # with the gateway's copy gone too, the worker sees EOF
+        self._askToStop(child)
+
+    def _askToStop(self, child: Child) -> None:
+        """A graceful stop: a worker is told over its channel (SIGTERM, to a worker, is
+        an operator asking for a successor); the gateway gets SIGTERM."""
+        if child.role == "worker" and child.channel is not None and child.channel.send(
+                ["stop"]):
+            return
         child.signal(signal.SIGTERM)
 
     def _discard(self, child: Child) -> None:
@@ -309,6 +338,7 @@ class Supervisor:
 
     def childExited(self, child: Child) -> None:
         rc = child.proc.wait()
+        child.channel.drain()  # its last words (a boot error) may not have been read yet
         self.children.remove(child)
         if child.rpcEndpoint and self.rpc is not None:
             self.rpc.forget(child.rpcEndpoint)
@@ -322,6 +352,11 @@ class Supervisor:
         if self.successors.get(key) is child:
             del self.successors[key]
         how = describeExit(rc)
+        for moveId, (source, done) in list(self.moves.items()):
+            if source is child:
+                del self.moves[moveId]
+                done.errback(MoveFailed(f"{child.node} (pid {child.pid}) exited ({how}) "
+                                        f"while moving its shards"))
         self._announcePeers()
         if self.state == "stopping":
             log.info("%s (pid %d) stopped (%s)", child.node, child.pid, how)
@@ -470,7 +505,10 @@ class Supervisor:
         for child in self.children:
             child.state = "stopping"
             child.closeHandoff()
-            child.signal(signal.SIGQUIT if fast else signal.SIGTERM)
+            if fast:
+                child.signal(signal.SIGQUIT)
+            else:
+                self._askToStop(child)
         if not self.children:
             self._finish()
 
@@ -545,12 +583,55 @@ class Supervisor:
         self.successors[index] = new
         try:
             yield new.ready
+            old = self.serving.get(index) if role == "worker" else None
+            if old is not None and old.state == "running" and old.rpcEndpoint:
+                slots = slotsOf(index, self.config.workers, self.config.slots)
+                yield self._move(old, [(new, slots)], retiring=True)
             if self.state == "stopping":
                 raise OperationRefused("the cluster is stopping")
         except BaseException:
             self._discard(new)
             raise
         self.promote(new)
+
+    def _move(self, source: Child, plans: list[tuple[Child, list[int]]],
+              retiring: bool = False) -> Deferred:
+        """Have ``source`` hand the state of some of its slots to other workers; fires
+        when it reports them moved, fails (MoveFailed) if it reports a failure or exits."""
+        self.nextMove += 1
+        done = Deferred()
+        sent = source.channel is not None and source.channel.send(
+            ["move", {"id": self.nextMove, "retiring": retiring, "to": [
+                [dest.node, dest.pid, dest.rpcEndpoint, slots] for dest, slots in plans]}])
+        if sent:
+            self.moves[self.nextMove] = (source, done)
+        else:
+            done.errback(MoveFailed(f"{source.node} cannot be told to move its shards"))
+        return done
+
+    def _rebalance(self, after: int, joining: Child | None = None) -> Deferred:
+        """Move every slot whose owner changes when the worker count becomes ``after``,
+        each old owner sending to each new one, all at once. Fires when every move is
+        over; a move that failed (a process died) loses only what that process held."""
+        before = self.config.workers
+        workers = dict(self.serving)
+        if joining is not None:
+            workers[joining.index] = joining
+        transfers = []
+        for old, plan in moves(before, after, self.config.slots).items():
+            source = workers.get(old)
+            if source is None or source.state != "running" or not source.rpcEndpoint:
+                continue  # nothing to move: its shard is already lost
+            to = [(workers[new], slots) for new, slots in plan.items()
+                  if new in workers and workers[new].rpcEndpoint]
+            if to:
+                transfers.append(self._move(source, to).addErrback(self._moveLost))
+        return DeferredList(transfers)
+
+    @staticmethod
+    def _moveLost(failure: Failure) -> None:
+        log.error("a shard move failed; the shards of the process that failed are lost: %s",
+                  failure.getErrorMessage())
 
     @inlineCallbacks
     def _grow(self) -> Any:
@@ -563,16 +644,21 @@ class Supervisor:
         except BaseException:
             self._discard(new)
             raise
+        yield self._rebalance(index + 1, joining=new)
+        if new not in self.children:
+            raise ChildDied(f"{new.node} exited while taking its shards")
         self.config.workers = index + 1
         self.promote(new)
 
-    def _shrink(self) -> None:
+    @inlineCallbacks
+    def _shrink(self) -> Any:
         if self.config.workers <= 1:
             log.warning("TTOU ignored: the cluster is down to one worker")
             return
-        self.config.workers -= 1
-        index = self.config.workers
+        index = self.config.workers - 1
         log.info("TTOU: removing worker-%d", index)
+        yield self._rebalance(index)
+        self.config.workers = index
         worker = self.serving.pop(index, None)
         if self.gateway is not None:
             self.gateway.channel.send(["drop", index])
@@ -580,6 +666,24 @@ class Supervisor:
         if worker is not None:
             self.retire(worker)
         self._announcePeers()
+
+    def _leaving(self, child: Child) -> None:
+        """A worker got SIGTERM from someone else: give it a successor that takes over
+        its shards, then stop it; if it is not serving (or we are stopping), stop it."""
+        if (child.role == "worker" and self.serving.get(child.index) is child
+                and self.state in ("starting", "running")):
+            log.info("%s (pid %d) asked to stop: starting its successor", child.node,
+                     child.pid)
+            self._queue(f"replace {child.node}", lambda: self._replace(child)).addErrback(
+                lambda f: self._askToStop(child))
+        else:
+            self._askToStop(child)
+
+    def _replace(self, child: Child) -> Any:
+        if self.serving.get(child.index) is not child:
+            self._askToStop(child)
+            return None
+        return self._takeOver("worker", child.index)
 
     # -- status ----------------------------------------------------------------------------
 

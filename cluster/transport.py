@@ -23,6 +23,7 @@ from typing import Any
 from cluster.address import fromSocketAddress
 from cluster.error import CONNECTION_DONE, ConnectionAborted, ConnectionLost
 from cluster.failure import Failure
+from cluster.logs import Episodes
 
 log = logging.getLogger("cluster")
 
@@ -36,11 +37,16 @@ class Connection:
         "socket", "protocol", "reactor", "connected", "disconnecting", "disconnected",
         "producer", "streamingProducer", "producerPaused", "_fd", "_queue", "_queued",
         "_reading", "_writing", "_peer", "_owner", "_timeoutCall", "_recv", "_send",
+        "_halfClosing",
         "__weakref__",
     )
 
     highWater = 65536
     lowWater = 16384
+    # Bytes a connection may have queued for its peer with no producer registered (as
+    # Redis's output-buffer limit): past it the peer is taken not to read, the connection
+    # is closed and that is logged. With a producer, the producer is paused instead.
+    maxBuffered = 64 << 20
 
     def __init__(self, sock: socket.socket, protocol: Any, reactor: Any, peer: Any = None) -> None:
         self.socket = sock
@@ -62,6 +68,7 @@ class Connection:
         self._peer = peer
         self._owner: Any = None
         self._timeoutCall: Any = None
+        self._halfClosing = False
 
     # -- reactor side ----------------------------------------------------------------------
 
@@ -141,13 +148,18 @@ class Connection:
             return None
         if self.disconnecting:
             return CONNECTION_DONE
+        if self._halfClosing:
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError as e:
+                return ConnectionLost(e)
         return None
 
     # -- ITransport ------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
         """Send ``data``: at once if nothing is queued, else after what is queued."""
-        if not self.connected or not data:
+        if not self.connected or not data or self._halfClosing:
             return
         if not self._queued:
             try:
@@ -173,6 +185,10 @@ class Connection:
         self._queued += len(data)
         if not self._writing:
             self.startWriting()
+        if self._queued > self.maxBuffered and self.producer is None:
+            _overflows.record(f"{self.logPrefix()}: {self._queued} bytes")
+            self.abortConnection()
+            return
         if (
             self.producer is not None
             and self.streamingProducer
@@ -192,6 +208,14 @@ class Connection:
             return
         self.disconnecting = True
         self.stopReading()
+        self.startWriting()
+
+    def loseWriteConnection(self) -> None:
+        """Half-close: send what is queued, then shut the sending side down (the peer
+        reads end of file); reading goes on until the peer closes."""
+        if self.disconnected or self.disconnecting or self._halfClosing:
+            return
+        self._halfClosing = True
         self.startWriting()
 
     def abortConnection(self) -> None:
@@ -294,6 +318,10 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<{self.__class__.__name__} fd={self._fd} protocol={self.protocol!r}>"
+
+
+_overflows = Episodes(log, "closed a connection whose peer does not read (%s queued past "
+                      "Connection.maxBuffered)")
 
 
 def _guard(f: Any, *args: Any) -> None:

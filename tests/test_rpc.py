@@ -562,8 +562,8 @@ def test_a_call_for_a_frozen_slot_waits_and_reaches_the_new_owner(runner, pair):
         await deferLater(a.reactor, 0.1, lambda: None)
         assert not waiting.called  # held by worker-0 while the slot is frozen
         # the handoff is done: worker-1 owns the slot, worker-0 passes calls on to it
-        b.assign([slot], b.me, untilEpoch=1)
-        a.assign([slot], a.peers["worker-1"], untilEpoch=1)
+        b.assign([slot], b.me)
+        a.assign([slot], a.peers["worker-1"])
         before = served()
         assert await waiting == [[key], {}]
         await b.callShard(key, "echo", (key,), {})

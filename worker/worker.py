@@ -6,10 +6,14 @@ SCM_RIGHTS and closes its copy, so once a handoff message is read here the fd is
 alone. The bytes the gateway read first (a routing preamble) travel in the same message
 and reach ``dataReceived`` before the reactor ever reads the socket.
 
-Draining: on SIGTERM the worker keeps adopting what is still queued on its handoff
-socket until that socket reaches end of file (the gateway and the supervisor both
-closed their ends, so nothing more can arrive), waits for its open connections to
-close, and after the graceful timeout closes the rest.
+Stopping: the supervisor says ``stop`` over the control channel (a reload replaced us,
+a resize removed us, the cluster stops). The worker then drains: it keeps adopting what
+is still queued on its handoff socket until that socket reaches end of file (the gateway
+and the supervisor both closed their ends, so nothing more can arrive), asks each open
+connection's protocol to close at its next request boundary (``closeWhenIdle``, where
+the protocol has it), waits for them to close, and after the graceful timeout closes
+the rest. SIGTERM from anyone else (an operator stopping this one worker) asks the
+supervisor for a successor first, so the shards move instead of being lost.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import logging
 import os
 import signal
 import socket
+import weakref
 from typing import Any
 
 from cluster.channel import Channel
@@ -25,6 +30,7 @@ from cluster.defer import Deferred
 from cluster.error import ReactorNotRunning
 from cluster.task import LoopingCall
 from cluster.transport import startConnection
+from worker.shardmove import ShardMover
 
 log = logging.getLogger("cluster")
 
@@ -46,6 +52,8 @@ class Worker:
         self.stopping = False
         self.fast = False
         self.handoffOpen = True
+        self.leaving = False
+        self.connections: weakref.WeakSet = weakref.WeakSet()  # transports still open
         self._drained: Deferred | None = None
         self.handoff = Channel(handoff, reactor, self._onHandoff, self._onHandoffClosed)
         self.control = Channel(control, reactor, self._onControl, self._onControlClosed)
@@ -56,11 +64,12 @@ class Worker:
         r = self.reactor
         self.factory.doStart()  # as a listening port would: startFactory runs once
         r.addSystemEventTrigger("after", "shutdown", self.factory.doStop)
+        self.shards = ShardMover(self.rpc, self.factory, self.control.send)
         self.handoff.start()
         self.control.start()
         r.addSystemEventTrigger("before", "shutdown", self.drain)
         signal.signal(signal.SIGQUIT, lambda *_: r.callFromThread(self.stopFast))
-        signal.signal(signal.SIGTERM, lambda *_: r.callFromThread(self._stop))
+        signal.signal(signal.SIGTERM, lambda *_: r.callFromThread(self.leave))
         self._beat.clock = r
         self._beat.start(self.spec["heartbeat_interval"])
         self.control.send(["ready", {"pid": os.getpid(), "rpc": self.rpc.endpoint}])
@@ -82,8 +91,12 @@ class Worker:
         sock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
         sock.setblocking(False)  # TCP_NODELAY came from the listening socket (see Port)
         self.accepted += 1
-        if startConnection(self.reactor, sock, peer, self.factory, self, preread) is not None:
+        transport = startConnection(self.reactor, sock, peer, self.factory, self, preread)
+        if transport is not None:
             self.open += 1
+            self.connections.add(transport)
+            if self.draining:
+                _closeWhenIdle(transport)
 
     def connectionLost(self, reason: Any) -> None:
         """A connection we adopted has closed (we are every transport's owner)."""
@@ -101,8 +114,15 @@ class Worker:
     def _onControl(self, msg: Any, fds: list[int]) -> None:
         for fd in fds:
             os.close(fd)
-        if msg and msg[0] == "peers":
+        kind = msg[0] if msg else None
+        if kind == "peers":
             self.rpc.setPeers(*msg[1:5])
+        elif kind == "move":
+            self.shards.move(msg[1])
+        elif kind == "stop":
+            self._stop()
+        else:
+            log.warning("unknown control message %r", kind)
 
     def _onControlClosed(self, reason: Any) -> None:
         if not self.stopping:
@@ -115,6 +135,19 @@ class Worker:
         self.handoffOpen = False
         self._checkDrained()
 
+    def leave(self) -> None:
+        """SIGTERM: this worker alone is to stop. The supervisor starts a successor, moves
+        our shards to it and then tells us to stop; without a supervisor we stop now."""
+        if self.stopping or self.leaving:
+            return
+        if self.control.closed or not self.control.send(["leaving"]):
+            self._stop()
+            return
+        self.leaving = True
+        log.info("asked to stop: waiting for a successor to take our shards")
+        # should the supervisor never answer, stop anyway (our shards are lost then)
+        self.reactor.callLater(self.spec["graceful_timeout"] + 30, self._stop)
+
     def drain(self) -> Deferred | None:
         """The 'before shutdown' step: finish what we have, within the graceful timeout."""
         self.stopping = True
@@ -122,6 +155,8 @@ class Worker:
             return None
         self.draining = True
         log.info("draining %d open connection(s)", self.open)
+        for transport in list(self.connections):
+            _closeWhenIdle(transport)
         d = self._drained = Deferred()
         self._checkDrained()
         timeout = self.spec["graceful_timeout"]
@@ -144,3 +179,15 @@ class Worker:
             self.reactor.stop()
         except ReactorNotRunning:
             pass  # already stopping
+
+
+def _closeWhenIdle(transport: Any) -> None:
+    """Ask a connection's protocol to close at its next request boundary, if it knows
+    where those are; otherwise it stays open until its client closes it (or the graceful
+    timeout)."""
+    closeWhenIdle = getattr(transport.protocol, "closeWhenIdle", None)
+    if closeWhenIdle is not None and transport.connected:
+        try:
+            closeWhenIdle()
+        except Exception:
+            log.exception("closeWhenIdle of %r failed", transport.protocol)

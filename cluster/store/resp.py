@@ -105,6 +105,11 @@ class Parser:
         self._wholeMax = maxBulk if maxBulk < maxCommand else maxCommand
         self._partial = False
 
+    @property
+    def midRequest(self) -> bool:
+        """Part of a request has arrived and the rest has not."""
+        return self._partial
+
     def feed(self, data: bytes) -> list[list[bytes]]:
         """Every command completed by ``data``, in order; what is left is kept as state."""
         try:

@@ -1,21 +1,32 @@
 """The default app: a sharded in-memory key-value store speaking RESP2.
 
-Each worker owns the keys whose shard is its own (``rpc.shardOf``). A command on a key
-owned here runs at once; the commands on keys owned elsewhere, from every connection,
-are gathered until the end of the reactor iteration and go, per owner, in one
-``callRemote`` to ``store.execMany``, which runs them there in order and returns their
-encoded replies. MGET, MSET, DEL and
-EXISTS split their keys by owner and gather; DBSIZE and FLUSHALL go to every worker.
-Replies keep request order: while any reply of a connection is still awaited, later ones
-wait in line behind it, and everything ready goes out in one write.
+Each worker serves the keys of the slots its routes say are here (``RpcNode.route``). A
+command on such a key runs at once; the commands on keys served elsewhere, from every
+connection, are gathered until the end of the reactor iteration and go, per owner, in
+one call to ``store.execMany``, which runs them there in order and returns their encoded
+replies. MGET, MSET, DEL and EXISTS split their keys by owner and gather; DBSIZE and
+FLUSHALL go to every worker. Replies keep request order: while any reply of a connection
+is still awaited, later ones wait in line behind it, and everything ready goes out in
+one write.
 
-A shard whose worker is down (killed, restarting) answers ``-CLUSTERDOWN`` until the
-replacement is up; the replacement starts empty, since the store lives in memory.
+Shard handoff (reload, resize): while a slot's state moves, commands for it wait. A
+connection holds such a command, and every later one, until the slot is served again
+somewhere; an ``execMany`` batch holds its rest the same way; calls that reach a worker
+which no longer serves a slot are passed on to the one that does. After any change of
+routes, a connection whose replies sent under the old routes are still awaited holds its
+next commands until they are in, so no command overtakes an earlier one. The state
+moves through the factory's ``exportShard``/``importShard``/``forgetShard``: keys,
+values and their remaining time to live.
+
+A slot whose worker is down (killed, restarting) answers ``-CLUSTERDOWN`` until the
+replacement is up; a replacement after a crash starts empty, since the store lives in
+memory.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from collections import deque
 from typing import Any
 
@@ -24,49 +35,247 @@ from cluster.defer import Deferred, gatherFirst, succeed
 from cluster.error import TimeoutError
 from cluster.failure import Failure
 from cluster.protocol import Factory, Protocol
-from cluster.shards import ownerOfSlot
+from cluster.rpc import FROZEN, HERE, NOBODY
 from cluster.store import commands, resp
 from cluster.store.keyspace import Keyspace
 from cluster.task import LoopingCall
 
 SWEEP_INTERVAL = 0.1
-# Replies a connection may have waiting behind one from another worker before its socket
-# stops being read (a pipeline against a slow shard must not grow memory without bound)
+# Replies a connection may have waiting behind one from another worker (and commands held
+# while a shard moves) before its socket stops being read: a pipeline against a slow or
+# moving shard must not grow memory without bound
 MAX_WAITING = 10_000
 RESUME_WAITING = 1_000
+BIG_VALUE = 1 << 20  # a GET answered for another worker sends a value this large as is
+EXPORT_BYTES = 256 << 10  # a chunk of a moving shard: about this many bytes of data
+EXPORT_SCAN = 20_000  # keys looked at between two chunks, so a move never stalls the loop
+LINGER = 2.0  # after the last reply of a draining connection, seconds to wait for its EOF
 _SINGLE = commands.SINGLE_KEY
 _NIL = resp.NIL
+_crc32 = zlib.crc32
+_CLUSTERDOWN = "CLUSTERDOWN the shard's worker is not available"
 
 keyspace = Keyspace()
 stats = {"connections": 0, "commands": 0, "remote": 0}
 
 
+def _node() -> rpc.RpcNode:
+    return rpc._current()
+
+
+# -- waiting for routes to change --------------------------------------------------------------
+
+_routeWaiters: list[Deferred] = []
+_holding: set[RespStore] = set()  # connections with commands held
+
+
+def _routesChanged() -> None:
+    """A route listener: held calls and connections try again."""
+    waiters = list(_routeWaiters)
+    _routeWaiters.clear()
+    for d in waiters:
+        d.callback(None)
+    for proto in list(_holding):
+        proto._drainHeld()
+
+
+def _nextRoutes() -> Deferred:
+    d = Deferred()
+    _routeWaiters.append(d)
+    return d
+
+
+def _plan(keys: list[bytes]) -> dict[Any, list[int]] | None:
+    """Positions of ``keys`` grouped by where they are served (HERE or a peer); None
+    while any of their slots is moving. Raises NodeLost for a slot nobody serves."""
+    node = _node()
+    route, slots = node.route, node.slots
+    plan: dict[Any, list[int]] = {}
+    for i, key in enumerate(keys):
+        where = route[_crc32(key) % slots]
+        if where is FROZEN:
+            return None
+        if where is NOBODY:
+            raise rpc.NodeLost(f"no worker serves the slot of {key!r}")
+        plan.setdefault(where, []).append(i)
+    return plan
+
+
+def _whenPlanned(keys: list[bytes], run: Any) -> Any:
+    """``run(plan)`` once none of ``keys`` is moving (for calls from other workers)."""
+    _checkKeys(keys)
+    plan = _plan(keys)
+    if plan is None:
+        return _nextRoutes().addCallback(lambda _: _whenPlanned(keys, run))
+    return run(plan)
+
+
+def _gatherPlan(plan: dict[Any, list[int]], keys: list[bytes], local: Any, method: str,
+                combine: Any) -> Any:
+    """Run a multi-key command where each key is served: ``combine`` gets, per place,
+    the positions of its keys and its result."""
+    if len(plan) == 1 and HERE in plan:
+        return combine([(plan[HERE], local(keyspace, keys))])
+    node = _node()
+    parts, positions = [], []
+    for where, positionsThere in plan.items():
+        mine = [keys[i] for i in positionsThere]
+        if where is HERE:
+            parts.append(succeed(local(keyspace, mine)))
+        else:
+            stats["remote"] += 1
+            parts.append(node.callPeer(where, method, (mine,), {}))
+        positions.append(positionsThere)
+    return gatherFirst(parts).addCallback(
+        lambda results: combine(list(zip(positions, results, strict=True))))
+
+
+def _mgetPlan(keys: list[bytes]) -> Any:
+    def run(plan: dict[Any, list[int]]) -> Any:
+        def combine(parts: list) -> list[bytes | None]:
+            values: list[bytes | None] = [None] * len(keys)
+            for where, got in parts:
+                for i, value in zip(where, got, strict=True):
+                    values[i] = value
+            return values
+
+        return _gatherPlan(plan, keys, commands.mget, "store.mget", combine)
+
+    return run
+
+
+def _msetPlan(pairs: list[bytes]) -> Any:
+    keys = pairs[::2]
+
+    def run(plan: dict[Any, list[int]]) -> Any:
+        node = _node()
+        parts = []
+        for where, positions in plan.items():
+            mine = [x for i in positions for x in (keys[i], pairs[2 * i + 1])]
+            if where is HERE:
+                commands.mset(keyspace, mine)
+            else:
+                stats["remote"] += 1
+                parts.append(node.callPeer(where, "store.mset", (mine,), {}))
+        return gatherFirst(parts).addCallback(lambda _: None) if parts else None
+
+    return run
+
+
+def _countPlan(keys: list[bytes], local: Any, method: str) -> Any:
+    def run(plan: dict[Any, list[int]]) -> Any:
+        return _gatherPlan(plan, keys, local, method,
+                           lambda parts: sum(n for _, n in parts))
+
+    return run
+
+
+def _checkKeys(keys: Any) -> None:
+    if type(keys) is not list or any(type(k) is not bytes for k in keys):
+        raise TypeError("keys must be a list of bytes")
+
+
 # -- what other workers call ----------------------------------------------------------------
 
 @rpc.expose("store.execMany")
-def _execMany(requests: list[list[bytes]]) -> list[bytes]:
-    execute, ks = commands.execute, keyspace
-    return [execute(ks, args) for args in requests]
+def _execMany(requests: list[list[bytes]]) -> Any:
+    """Run single-key commands for other workers, in order; each reply is encoded RESP,
+    or ``[value]`` for a GET of a big value (its caller encodes it, so it is not copied
+    here twice). A malformed request gets an error reply of its own."""
+    if type(requests) is not list:
+        raise TypeError("store.execMany takes a list of requests")
+    return _runFrom(requests, [None] * len(requests), 0)
+
+
+def _runFrom(requests: list, out: list, start: int) -> Any:
+    node = _node()
+    route, slots = node.route, node.slots
+    forwards: dict[Any, list[int]] = {}
+    for i in range(start, len(requests)):
+        args = requests[i]
+        entry = _checkRequest(args)
+        if type(entry) is bytes:
+            out[i] = entry
+            continue
+        where = route[_crc32(args[1]) % slots]
+        if where is HERE:
+            out[i] = _runHere(entry[0], args)
+        elif where is FROZEN:  # this one and the rest wait for the move to end
+            pending = _forward(requests, out, forwards)
+            pending.append(_nextRoutes().addCallback(
+                lambda _, i=i: _runFrom(requests, out, i)))
+            return gatherFirst(pending).addCallback(lambda _: out)
+        elif where is NOBODY:
+            out[i] = resp.error(_CLUSTERDOWN)
+        else:
+            forwards.setdefault(where, []).append(i)
+    pending = _forward(requests, out, forwards)
+    return gatherFirst(pending).addCallback(lambda _: out) if pending else out
+
+
+def _forward(requests: list, out: list, forwards: dict[Any, list[int]]) -> list[Deferred]:
+    """Pass requests on to the workers that serve their slots now (they moved)."""
+    node = _node()
+    pending = []
+    for peer, positions in forwards.items():
+        def fill(answers: list, positions: list[int] = positions) -> None:
+            for i, answer in zip(positions, answers, strict=True):
+                out[i] = answer
+
+        def failed(failure: Failure, positions: list[int] = positions) -> None:
+            for i in positions:
+                out[i] = _remoteError(failure)
+
+        d = node.callPeer(peer, "store.execMany", ([requests[i] for i in positions],), {})
+        pending.append(d.addCallbacks(fill, failed))
+    forwards.clear()
+    return pending
+
+
+def _checkRequest(args: Any) -> bytes | tuple:
+    """The command's table entry, or the error reply for a malformed request."""
+    if type(args) is not list or len(args) < 2:
+        return resp.error("ERR malformed request")
+    for arg in args:
+        if type(arg) is not bytes:
+            return resp.error("ERR malformed request: arguments must be bytes")
+    entry = _SINGLE.get(args[0]) or _SINGLE.get(args[0].upper())
+    if entry is None:
+        return resp.error(f"ERR unknown command '{args[0].decode(errors='replace')}'")
+    if not _arity(len(args), entry[1]):
+        return _wrongArity(args[0])
+    return entry
+
+
+def _runHere(function: Any, args: list[bytes]) -> Any:
+    if function is commands.get:
+        value = keyspace.get(args[1])
+        if value is not None and len(value) >= BIG_VALUE:
+            return [value]
+    return function(keyspace, args)
 
 
 @rpc.expose("store.mget")
-def _mget(keys: list[bytes]) -> list[bytes | None]:
-    return commands.mget(keyspace, keys)
+def _mget(keys: list[bytes]) -> Any:
+    return _whenPlanned(keys, _mgetPlan(keys))
 
 
 @rpc.expose("store.mset")
-def _mset(pairs: list[bytes]) -> None:
-    commands.mset(keyspace, pairs)
+def _mset(pairs: list[bytes]) -> Any:
+    _checkKeys(pairs)
+    if len(pairs) % 2:
+        raise TypeError("store.mset takes key, value pairs")
+    return _whenPlanned(pairs[::2], _msetPlan(pairs))
 
 
 @rpc.expose("store.del")
-def _del(keys: list[bytes]) -> int:
-    return commands.delete(keyspace, keys)
+def _del(keys: list[bytes]) -> Any:
+    return _whenPlanned(keys, _countPlan(keys, commands.delete, "store.del"))
 
 
 @rpc.expose("store.exists")
-def _exists(keys: list[bytes]) -> int:
-    return commands.exists(keyspace, keys)
+def _exists(keys: list[bytes]) -> Any:
+    return _whenPlanned(keys, _countPlan(keys, commands.exists, "store.exists"))
 
 
 @rpc.expose("store.dbsize")
@@ -76,25 +285,27 @@ def _dbsize() -> int:
 
 
 @rpc.expose("store.flushall")
-def _flushall() -> None:
+def _flushall() -> Any:
+    if _node().frozen:  # a shard is moving out: flush once it has gone
+        return _nextRoutes().addCallback(lambda _: _flushall())
     keyspace.flush()
+    return None
 
 
 def _remoteError(failure: Failure) -> bytes:
     e = failure.value
     if isinstance(e, rpc.NodeLost):
-        return resp.error(f"CLUSTERDOWN the shard's worker is not available ({e})")
+        return resp.error(f"{_CLUSTERDOWN} ({e})")
     if isinstance(e, TimeoutError):
         return resp.error(f"TIMEOUT the shard's worker did not answer ({e})")
     return resp.error(f"ERR {failure.getErrorMessage()}")
 
 
-def _byOwner(keys: list[bytes]) -> dict[str, list[int]]:
-    """Positions of ``keys`` grouped by the node that owns each."""
-    owners: dict[str, list[int]] = {}
-    for i, key in enumerate(keys):
-        owners.setdefault(rpc.shardOf(key), []).append(i)
-    return owners
+def _encoded(answer: Any, nil: bytes) -> bytes:
+    """A reply from another worker, as this connection writes it."""
+    if type(answer) is list:  # a big value, sent as is
+        return resp.bulk(answer[0])
+    return nil if answer == _NIL else answer
 
 
 class RespStore(Protocol):
@@ -102,13 +313,16 @@ class RespStore(Protocol):
 
     def connectionMade(self) -> None:
         self.parser = resp.Parser()
-        self.me = rpc.nodeName()
-        self.rpc = rpc._current()
-        self.shardOf = self.rpc.shardOf  # bound once: it runs for every command
+        self.node = _node()
         self.name: bytes | None = None
         self.ready: list[bytes] = []  # replies to write, none awaited before them
         self.line: deque[list] = deque()  # once one is awaited: [reply or None] in order
+        self.held: deque[list[bytes]] = deque()  # commands waiting for a shard to move
+        self.sentVersion = 0  # the routes under which the last remote command was sent
         self.quitting = False
+        self.closeIdle = False  # the worker is draining: close at a request boundary
+        self.finished = False  # half-closed after the last reply: the rest is discarded
+        self._linger: Any = None
         self.writesBlocked = False  # the client is not taking our replies
         self.readingPaused = False
         self.nil = resp.NIL  # RESP3's null once the client said HELLO 3
@@ -117,6 +331,9 @@ class RespStore(Protocol):
 
     def connectionLost(self, reason: Any) -> None:
         stats["connections"] -= 1
+        _holding.discard(self)
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
 
     # Reading stops while the client is not reading replies (the transport pauses us, as
     # a producer) or while too many replies wait on other workers; it resumes when
@@ -130,7 +347,7 @@ class RespStore(Protocol):
         self._readOrNot()
 
     def _readOrNot(self) -> None:
-        wait = self.writesBlocked or len(self.line) > (
+        wait = self.writesBlocked or len(self.line) + len(self.held) > (
             RESUME_WAITING if self.readingPaused else MAX_WAITING)
         if wait != self.readingPaused:
             self.readingPaused = wait
@@ -143,6 +360,8 @@ class RespStore(Protocol):
         pass
 
     def dataReceived(self, data: bytes) -> None:
+        if self.finished:
+            return  # sent after our last reply: never run, the client retries elsewhere
         try:
             requests = self.parser.feed(data)
         except resp.ProtocolError as e:
@@ -150,21 +369,25 @@ class RespStore(Protocol):
         else:
             failure = None
         stats["commands"] += len(requests)
-        dispatch = self.dispatch
+        dispatch, held = self.dispatch, self.held
         for args in requests:
-            dispatch(args)
+            if held or not dispatch(args):
+                held.append(args)
+                _holding.add(self)
             if self.quitting:
                 break
         if failure is not None and not self.quitting:
             self.reply(resp.error(f"ERR Protocol error: {failure}"))
             self.quitting = True
+        if held and len(self.line) + len(held) > MAX_WAITING:
+            self._readOrNot()
         if self.line and not self.quitting:
             if len(self.line) > MAX_WAITING:
                 self._readOrNot()
             return  # an answer from another worker is awaited: write it all then, at once
         ready = self.ready
-        if len(ready) == 1 and not self.quitting:  # the common case: flush(), inlined
-            self.ready = []
+        if len(ready) == 1 and not self.quitting and not self.closeIdle:
+            self.ready = []  # the common case: flush(), inlined
             self.transport.write(ready[0])
         else:
             self.flush()
@@ -190,13 +413,27 @@ class RespStore(Protocol):
         if line and line[0][0] is not None:
             while line and line[0][0] is not None:
                 self.ready.append(line.popleft()[0])
+            if self.held:
+                self._drainHeld()  # may run held commands; flushes
+                return
             self.flush()
             if self.readingPaused:
                 self._readOrNot()
 
     def _arrived(self, answer: bytes, slot: list) -> None:
-        slot[0] = self.nil if answer == resp.NIL else answer
+        slot[0] = _encoded(answer, self.nil)
         self._release()
+
+    def _drainHeld(self) -> None:
+        """Run the held commands that can run now, in order; write what is ready."""
+        held = self.held
+        while held and not self.quitting and self.dispatch(held[0]):
+            held.popleft()
+        if not held:
+            _holding.discard(self)
+        self.flush()  # what is ready precedes anything still awaited
+        if self.readingPaused:
+            self._readOrNot()
 
     def flush(self) -> None:
         if self.ready:
@@ -205,10 +442,38 @@ class RespStore(Protocol):
             self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         if self.quitting and not self.line:
             self.transport.loseConnection()
+        elif self.closeIdle:
+            self._closeIfIdle()
+
+    # -- draining ----------------------------------------------------------------------------
+
+    def closeWhenIdle(self) -> None:
+        """The worker is draining: close once everything read has been answered (at once
+        if nothing is in flight), so no request is ever cut off half way."""
+        self.closeIdle = True
+        self._closeIfIdle()
+
+    def _closeIfIdle(self) -> None:
+        if (self.finished or self.line or self.held or self.ready
+                or self.parser.midRequest or not self.transport.connected):
+            return
+        # half-close after the last reply: the client reads it, then end of file; what it
+        # sent meanwhile is discarded unrun (its retry goes to another worker), and the
+        # socket stays open until the client closes, so no reset can overtake the reply
+        self.finished = True
+        self.transport.loseWriteConnection()
+        from cluster.reactor import reactor
+
+        self._linger = reactor.callLater(LINGER, self.transport.loseConnection)
 
     # -- commands ----------------------------------------------------------------------------
 
-    def dispatch(self, args: list[bytes]) -> None:
+    def dispatch(self, args: list[bytes]) -> bool:
+        """Run or route one command. False if it must wait (its shard is moving, or replies
+        sent under older routes are still awaited): the caller holds it for later."""
+        node = self.node
+        if self.line and self.sentVersion != node.routeVersion:
+            return False
         name = args[0]
         single = _SINGLE.get(name)
         if single is None:
@@ -217,81 +482,78 @@ class RespStore(Protocol):
         if single is not None:
             function, arity = single
             if len(args) != arity and (arity > 0 or len(args) < -arity):
-                return self.reply(_wrongArity(args[0]))
-            owner = self.me if self.rpc.workers == 1 else self.shardOf(args[1])
-            if owner == self.me:
+                self.reply(_wrongArity(args[0]))
+                return True
+            where = node.route[_crc32(args[1]) % node.slots]
+            if where is HERE:
                 answer = function(keyspace, args)
                 if self.line:
-                    return self.reply(answer)
-                # the common case, without reply()'s checks
-                self.ready.append(self.nil if answer is _NIL else answer)
-                return None
+                    self.reply(answer)
+                else:  # the common case, without reply()'s checks
+                    self.ready.append(self.nil if answer is _NIL else answer)
+                return True
+            if where is FROZEN:
+                return False
+            if where is NOBODY:
+                self.reply(resp.error(_CLUSTERDOWN))
+                return True
             # for another worker: gathered with every connection's until the end of this
             # reactor iteration, then sent as one call per owner
             slot: list = [None]
             self.line.append(slot)
-            _gathered.add(owner, args, self, slot)
-            return None
+            self.sentVersion = node.routeVersion
+            _gathered.add(where, args, self, slot)
+            return True
         handler = CONNECTION_COMMANDS.get(name)
         if handler is None:
-            return self.reply(resp.error(
-                f"ERR unknown command '{args[0].decode(errors='replace')}'"))
+            self.reply(resp.error(f"ERR unknown command '{args[0].decode(errors='replace')}'"))
+            return True
         method, arity = handler
         if not _arity(len(args), arity):
-            return self.reply(_wrongArity(args[0]))
-        self.reply(method(self, args))
-
-    def _split(self, keys: list[bytes], local: Any, method: str, combine: Any) -> Any:
-        """Run a multi-key command where each key lives: ``combine`` gets, per owner, the
-        positions of its keys and its result."""
-        owners = _byOwner(keys)
-        if list(owners) == [self.me]:
-            return combine([(owners[self.me], local(keyspace, keys))])
-        parts, positions = [], []
-        for node, where in owners.items():
-            mine = [keys[i] for i in where]
-            if node == self.me:
-                parts.append(succeed(local(keyspace, mine)))
-            else:
-                stats["remote"] += 1
-                parts.append(rpc.callRemote(node, method, mine))
-            positions.append(where)
-        return gatherFirst(parts).addCallback(
-            lambda results: combine(list(zip(positions, results, strict=True))))
+            self.reply(_wrongArity(args[0]))
+            return True
+        try:
+            answer = method(self, args)
+        except rpc.NodeLost as e:
+            answer = resp.error(f"{_CLUSTERDOWN} ({e})")
+        if answer is None:
+            return False  # a key's shard is moving
+        if isinstance(answer, Deferred):
+            self.sentVersion = node.routeVersion
+        self.reply(answer)
+        return True
 
     def mget(self, args: list[bytes]) -> Any:
         keys = args[1:]
-
-        def combine(parts: list) -> bytes:
-            values: list[bytes | None] = [None] * len(keys)
-            for where, got in parts:
-                for i, value in zip(where, got, strict=True):
-                    values[i] = value
-            return resp.bulks(values, self.nil)
-
-        return self._split(keys, commands.mget, "store.mget", combine)
+        plan = _plan(keys)
+        if plan is None:
+            return None
+        values = _mgetPlan(keys)(plan)
+        encode = lambda values: resp.bulks(values, self.nil)  # noqa: E731
+        return values.addCallback(encode) if isinstance(values, Deferred) else encode(values)
 
     def mset(self, args: list[bytes]) -> Any:
         if len(args) % 2 == 0:
             return _wrongArity(args[0])
-        keys = args[1::2]
-        values = args[2::2]
-        owners = _byOwner(keys)
-        parts = []
-        for node, where in owners.items():
-            pairs = [x for i in where for x in (keys[i], values[i])]
-            if node == self.me:
-                commands.mset(keyspace, pairs)
-            else:
-                stats["remote"] += 1
-                parts.append(rpc.callRemote(node, "store.mset", pairs))
-        return gatherFirst(parts).addCallback(lambda _: resp.OK) if parts else resp.OK
+        pairs = args[1:]
+        plan = _plan(pairs[::2])
+        if plan is None:
+            return None
+        done = _msetPlan(pairs)(plan)
+        return done.addCallback(lambda _: resp.OK) if isinstance(done, Deferred) else resp.OK
 
     def delete(self, args: list[bytes]) -> Any:
-        return self._split(args[1:], commands.delete, "store.del", _sumCounts)
+        return self._count(args[1:], commands.delete, "store.del")
 
     def exists(self, args: list[bytes]) -> Any:
-        return self._split(args[1:], commands.exists, "store.exists", _sumCounts)
+        return self._count(args[1:], commands.exists, "store.exists")
+
+    def _count(self, keys: list[bytes], local: Any, method: str) -> Any:
+        plan = _plan(keys)
+        if plan is None:
+            return None
+        n = _countPlan(keys, local, method)(plan)
+        return n.addCallback(resp.integer) if isinstance(n, Deferred) else resp.integer(n)
 
     def dbsize(self, args: list[bytes]) -> Any:
         return rpc.broadcast("store.dbsize").addCallback(
@@ -354,18 +616,16 @@ class RespStore(Protocol):
         return resp.error("ERR only CONFIG GET is supported")
 
     def info(self, args: list[bytes]) -> bytes:
-        names = rpc.nodes()
-        slots = rpc._current().slots
-        shards = sum(1 for slot in range(slots) if names[ownerOfSlot(slot, len(names), slots)]
-                     == self.me)
+        node = self.node
+        shards = sum(1 for where in node.route if where is HERE)
         text = (f"# Server\r\nredis_version:7.0.0\r\nredis_mode:cluster-of-reactors\r\n"
                 f"process_id:{os.getpid()}\r\n"
                 f"# Keyspace\r\ndb0:keys={len(keyspace)},expires={len(keyspace.expires)}\r\n"
-                f"# Cluster\r\nnode:{self.me}\r\nworkers:{len(names)}\r\nshards:{shards}\r\n"
+                f"# Cluster\r\nnode:{node.node}\r\nworkers:{node.workers}\r\nshards:{shards}\r\n"
                 f"connections:{stats['connections']}\r\ncommands:{stats['commands']}\r\n"
                 f"remote_commands:{stats['remote']}\r\nexpired_keys:{keyspace.expired}\r\n"
-                f"rpc_calls:{self.rpc.calls}\r\nrpc_served:{self.rpc.served}\r\n"
-                f"rpc_messages:{self.rpc.messagesSent}\r\n")
+                f"rpc_calls:{node.calls}\r\nrpc_served:{node.served}\r\n"
+                f"rpc_messages:{node.messagesSent}\r\n")
         return resp.bulk(text.encode())
 
 
@@ -375,10 +635,10 @@ class _Gathered:
     and the answers go back to each connection's waiting slots."""
 
     def __init__(self) -> None:
-        self.byOwner: dict[str, tuple[list, list]] = {}  # owner -> (commands, (proto, slot))
+        self.byOwner: dict[Any, tuple[list, list]] = {}  # peer -> (commands, (proto, slot))
         self.scheduled = False
 
-    def add(self, owner: str, args: list[bytes], proto: RespStore, slot: list) -> None:
+    def add(self, owner: Any, args: list[bytes], proto: RespStore, slot: list) -> None:
         batch = self.byOwner.get(owner)
         if batch is None:
             self.byOwner[owner] = ([args], [(proto, slot)])
@@ -387,17 +647,18 @@ class _Gathered:
             batch[1].append((proto, slot))
         if not self.scheduled:
             self.scheduled = True
-            rpc._current().reactor.callLater(0, self.send)
+            _node().reactor.callLater(0, self.send)
 
     def send(self) -> None:
         self.scheduled = False
         byOwner, self.byOwner = self.byOwner, {}
+        node = _node()
         for owner, (requests, waiting) in byOwner.items():
             stats["remote"] += len(requests)
-            d = rpc.callRemote(owner, "store.execMany", requests)
+            d = node.callPeer(owner, "store.execMany", (requests,), {})
             d.addCallbacks(_answered, _unanswered, callbackArgs=(waiting,),
                            errbackArgs=(waiting,))
-        rpc._current().flushNow()  # this is the end of the iteration already
+        node.flushNow()  # this is the end of the iteration already
 
 
 def _answered(answers: list[bytes], waiting: list[tuple[RespStore, list]]) -> None:
@@ -413,17 +674,13 @@ def _fill(waiting: list[tuple[RespStore, list]], answers: list[bytes]) -> None:
     what is now ready."""
     touched = {}
     for (proto, slot), answer in zip(waiting, answers, strict=True):
-        slot[0] = proto.nil if answer == _NIL else answer
+        slot[0] = _encoded(answer, proto.nil)
         touched[id(proto)] = proto
     for proto in touched.values():
         proto._release()
 
 
 _gathered = _Gathered()
-
-
-def _sumCounts(parts: list[tuple[list[int], int]]) -> bytes:
-    return resp.integer(sum(n for _, n in parts))
 
 
 def _arity(count: int, arity: int) -> bool:
@@ -447,6 +704,50 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
 }
 
 
+# -- moving shards ----------------------------------------------------------------------------
+
+def exportSlots(slots: set[int]) -> Any:
+    """Chunks ``[key, value, ms to live or -1, ...]`` of every key in ``slots`` (frozen
+    while this runs, so their keys stay put; others may come and go)."""
+    count = _node().slots
+    keys = list(keyspace.data)
+    chunk: list = []
+    size = scanned = 0
+    for key in keys:
+        scanned += 1
+        if _crc32(key) % count in slots:
+            value = keyspace.get(key)
+            if value is not None:
+                left = keyspace.ttl(key)
+                chunk += (key, value, -1 if left is None else max(1, int(left * 1000)))
+                size += len(key) + len(value)
+        if size >= EXPORT_BYTES or scanned >= EXPORT_SCAN:
+            yield chunk
+            chunk, size, scanned = [], 0, 0
+    if chunk:
+        yield chunk
+
+
+def importChunk(chunk: Any) -> None:
+    """Take a chunk another worker exported (checked: a bad one changes nothing)."""
+    if type(chunk) is not list or len(chunk) % 3:
+        raise TypeError("a shard chunk is a list of key, value, ttl triples")
+    for i in range(0, len(chunk), 3):
+        key, value, ttl = chunk[i:i + 3]
+        if type(key) is not bytes or type(value) is not bytes or type(ttl) is not int:
+            raise TypeError("a shard chunk holds bytes keys and values and int ttls")
+    for i in range(0, len(chunk), 3):
+        key, value, ttl = chunk[i:i + 3]
+        keyspace.set(key, value, None if ttl < 0 else ttl / 1000)
+
+
+def forgetSlots(slots: set[int]) -> None:
+    """Drop every key of ``slots`` (they are served elsewhere now)."""
+    count = _node().slots
+    for key in [k for k in keyspace.data if _crc32(k) % count in slots]:
+        keyspace.delete(key)
+
+
 class StoreFactory(Factory):
     protocol = RespStore
 
@@ -456,10 +757,21 @@ class StoreFactory(Factory):
         self._sweeper = LoopingCall(keyspace.sweep)
         self._sweeper.clock = reactor
         self._sweeper.start(SWEEP_INTERVAL, now=False)
+        _node().routeListeners.append(_routesChanged)
 
     def stopFactory(self) -> None:
         if self._sweeper.running:
             self._sweeper.stop()
+
+    # the state hooks shard handoffs use (see worker.shardmove)
+    def exportShard(self, slots: list[int]) -> Any:
+        return exportSlots(set(slots))
+
+    def importShard(self, chunk: Any) -> None:
+        importChunk(chunk)
+
+    def forgetShard(self, slots: list[int]) -> None:
+        forgetSlots(set(slots))
 
 
 factory = StoreFactory()

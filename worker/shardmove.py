@@ -1,0 +1,194 @@
+"""Moving shards between worker processes: both sides of a shard handoff (a reload's
+successor taking over, a resize, a worker leaving).
+
+The supervisor tells the old owner ``["move", {"id", "to": [[node, pid, endpoint,
+slots]], "retiring"}]``. The old owner freezes those slots (calls and commands for them
+wait), streams their state, chunk by chunk, from the app's ``exportShard(slots)`` to each
+new owner, which takes each chunk with ``importShard(chunk)``; then it commits: the new
+owner serves the slots from that moment, and the old one passes on whatever still
+reaches it (``RpcNode.assign``). It reports ``["moved", id, stats]`` or ``["moveFailed",
+id, why]``. A failure before the commit calls the move off: the new owner forgets what
+it loaded, the old one serves the slots again. A commit whose answer is lost is asked
+again until it is answered or the new owner is known dead, so the slots never have two
+owners.
+
+Apps that keep state per shard provide three methods on their Factory (the default store
+does); an app without them moves no state, and a new owner of its shards starts empty:
+
+- ``exportShard(slots) -> iterable of chunks`` (msgpack-able, a few MiB at most each);
+- ``importShard(chunk)``: may return a Deferred;
+- ``forgetShard(slots)``: drop the state of these slots. Called whenever slots stop
+  being this process's own (after a committed move away, or a map change), so no stale
+  copy of a shard survives to be served again later.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from cluster import rpc
+from cluster.defer import Deferred, gatherResults, inlineCallbacks
+from cluster.error import TimeoutError
+from cluster.failure import Failure
+from cluster.rpc import FROZEN, HERE, NodeLost, RpcNode
+
+log = logging.getLogger("cluster")
+
+WINDOW = 4  # chunks in flight to one new owner
+
+_mover: ShardMover | None = None  # this process's, for the calls other workers make
+
+
+class ShardMover:
+    """This worker's side of every shard handoff it takes part in."""
+
+    def __init__(self, node: RpcNode, factory: Any, report: Callable[[list], Any]) -> None:
+        global _mover
+        self.rpc = node
+        self.factory = factory
+        self.report = report
+        self.retiring = False  # moving everything away before exiting: nothing to forget
+        self.moving = 0
+        self._mine = self._owned()
+        node.routeListeners.append(self._routesChanged)
+        _mover = self
+
+    # -- the slots this process holds the state of --------------------------------------------
+
+    def _owned(self) -> set[int]:
+        return {s for s, r in enumerate(self.rpc.route) if r is HERE or r is FROZEN}
+
+    def _routesChanged(self) -> None:
+        now = self._owned()
+        lost = self._mine - now
+        self._mine = now
+        if lost and not self.retiring:
+            self.forget(sorted(lost))
+
+    def forget(self, slots: list[int]) -> None:
+        hook = getattr(self.factory, "forgetShard", None)
+        if hook is not None:
+            hook(slots)
+
+    # -- the old owner ----------------------------------------------------------------------
+
+    def move(self, spec: dict[str, Any]) -> None:
+        """Move slots to other processes, as the supervisor asked; report the outcome."""
+        moveId = spec["id"]
+        self.retiring = self.retiring or bool(spec.get("retiring"))
+        plans = [(self.rpc.incarnation(node, pid, endpoint), [int(s) for s in slots])
+                 for node, pid, endpoint, slots in spec["to"]]
+        self.rpc.freeze([s for _, slots in plans for s in slots])
+        self.moving += 1
+        started = time.monotonic()
+        log.info("moving %d slot(s) to %s", sum(len(s) for _, s in plans),
+                 ", ".join(f"{peer.node} (pid {peer.pid})" for peer, _ in plans))
+
+        def moved(counts: list[int]) -> None:
+            self.moving -= 1
+            seconds = time.monotonic() - started
+            log.info("moved %d chunk(s) in %.3fs", sum(counts), seconds)
+            self.report(["moved", moveId, {"chunks": sum(counts), "seconds": seconds}])
+
+        def failed(failure: Failure) -> None:
+            self.moving -= 1
+            why = failure.value.subFailure.getErrorMessage() if hasattr(
+                failure.value, "subFailure") else failure.getErrorMessage()
+            log.error("moving slots failed, they stay here: %s", why)
+            self.report(["moveFailed", moveId, why])
+
+        gatherResults([self._moveTo(moveId, peer, slots) for peer, slots in plans],
+                      consumeErrors=True).addCallbacks(moved, failed)
+
+    @inlineCallbacks
+    def _moveTo(self, moveId: int, peer: Any, slots: list[int]) -> Any:
+        exporter = getattr(self.factory, "exportShard", None)
+        try:
+            chunks = iter(exporter(slots)) if exporter is not None else iter(())
+            sent = yield self._stream(moveId, peer, chunks)
+        except Exception:
+            self.rpc.thaw(slots)
+            self.rpc.callPeer(peer, "cluster.shard.abort", (moveId, slots), {}).addErrback(
+                lambda _: None)
+            raise
+        while True:
+            try:
+                yield self.rpc.callPeer(peer, "cluster.shard.commit", (moveId, slots), {})
+                break
+            except TimeoutError:
+                continue  # it may have committed: ask again (it answers, or it dies)
+            except NodeLost:
+                self.rpc.thaw(slots)  # it died: whatever it took is lost with it
+                raise
+        self.rpc.assign(slots, peer)  # and _routesChanged forgets them here
+        return sent
+
+    def _stream(self, moveId: int, peer: Any, chunks: Iterator[Any]) -> Deferred:
+        """Send every chunk with at most ``WINDOW`` unanswered; fires with the count."""
+        done = Deferred()
+        state = {"inFlight": 0, "sent": 0, "exhausted": False}
+
+        def fail(failure: Failure) -> None:
+            if not done.called:
+                done.errback(failure)
+
+        def acked(_: Any) -> None:
+            state["inFlight"] -= 1
+            pump()
+
+        def pump() -> None:
+            while not done.called and not state["exhausted"] and state["inFlight"] < WINDOW:
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    state["exhausted"] = True
+                    break
+                except Exception:
+                    fail(Failure())
+                    return
+                state["inFlight"] += 1
+                state["sent"] += 1
+                self.rpc.callPeer(peer, "cluster.shard.load", (moveId, chunk), {}).addCallbacks(
+                    acked, fail)
+            if state["exhausted"] and not state["inFlight"] and not done.called:
+                done.callback(state["sent"])
+
+        pump()
+        return done
+
+
+# -- the new owner: what the old one calls ------------------------------------------------------
+
+def _current() -> ShardMover:
+    if _mover is None:
+        raise RuntimeError("this process takes no shards")
+    return _mover
+
+
+def _slots(slots: Any) -> list[int]:
+    if not (isinstance(slots, list) and all(type(s) is int for s in slots)):
+        raise TypeError("slots must be a list of ints")
+    return slots
+
+
+@rpc.expose("cluster.shard.load")
+def _load(moveId: int, chunk: Any) -> Any:
+    hook = getattr(_current().factory, "importShard", None)
+    if hook is None:
+        raise TypeError("this app has no importShard")
+    return hook(chunk)
+
+
+@rpc.expose("cluster.shard.commit")
+def _commit(moveId: int, slots: list[int]) -> bool:
+    mover = _current()
+    mover.rpc.assign(_slots(slots), mover.rpc.me)
+    return True
+
+
+@rpc.expose("cluster.shard.abort")
+def _abort(moveId: int, slots: list[int]) -> None:
+    _current().forget(_slots(slots))
