@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import traceback
 import zlib
 from collections.abc import Callable
@@ -186,6 +187,7 @@ class RpcNode:
         self.calls = 0  # calls made (all nodes)
         self.served = 0  # calls answered here
         self.messagesSent = 0
+        self.lastServed = 0.0  # when a call last arrived (monotonic)
         self.badMessages = Episodes(log, f"rpc {node}: dropped a %s", reactor)
         self.sendFailures = Episodes(log, f"rpc {node}: could not send %s", reactor)
         self._outbox: dict[Any, _Box] = {}  # peer, router identity or _LOCAL -> items
@@ -580,6 +582,7 @@ class RpcNode:
                 log.warning("rpc %s: notify for unknown method %r", self.node, method)
             return
         self.served += 1
+        self.lastServed = time.monotonic()
         try:
             result = function(*args, **kwargs)
         except Exception:
@@ -638,6 +641,14 @@ class RpcNode:
                           traceback.format_exc())
 
     # -- shutting down -------------------------------------------------------------------
+
+    def busyFor(self, quiet: float = 0.5) -> float:
+        """Seconds to wait before this node can go without cutting a call off: while calls
+        it made (or passes on) are unanswered, or until ``quiet`` seconds have passed
+        since a call last arrived. 0 when it may go now."""
+        if self.pending or self._heldCalls:
+            return quiet
+        return max(0.0, self.lastServed + quiet - time.monotonic())
 
     def close(self) -> None:
         """Fail what is pending, close every socket, remove our endpoint."""

@@ -179,7 +179,10 @@ class Supervisor:
                            [self.listening.fileno()])
 
     def spawnWorker(self, index: int, successor: bool = False) -> Child:
-        gatewayEnd, workerEnd = channel.pair()
+        try:
+            gatewayEnd, workerEnd = channel.pair()
+        except OSError as e:
+            raise SpawnFailed(f"could not start worker-{index}: {e}") from e
         child = Child("worker", index, successor)
         child.handoffEnd = gatewayEnd
         try:

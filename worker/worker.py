@@ -55,6 +55,7 @@ class Worker:
         self.leaving = False
         self.connections: weakref.WeakSet = weakref.WeakSet()  # transports still open
         self._drained: Deferred | None = None
+        self._recheck: Any = None
         self.handoff = Channel(handoff, reactor, self._onHandoff, self._onHandoffClosed)
         self.control = Channel(control, reactor, self._onControl, self._onControlClosed)
         self._beat = LoopingCall(self.heartbeat)
@@ -167,8 +168,16 @@ class Worker:
 
     def _checkDrained(self) -> None:
         d = self._drained
-        if d is not None and not d.called and not self.handoffOpen and self.open <= 0:
-            d.callback(None)
+        if d is None or d.called or self.handoffOpen or self.open > 0:
+            return
+        # others may still send us calls (sent before they heard we were replaced), and
+        # calls we pass on to a shard's new owner must be answered before we go
+        busy = self.rpc.busyFor()
+        if busy > 0:
+            if self._recheck is None or not self._recheck.active():
+                self._recheck = self.reactor.callLater(busy, self._checkDrained)
+            return
+        d.callback(None)
 
     def stopFast(self) -> None:
         self.fast = True

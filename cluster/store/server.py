@@ -320,6 +320,7 @@ class RespStore(Protocol):
         self.held: deque[list[bytes]] = deque()  # commands waiting for a shard to move
         self.sentVersion = 0  # the routes under which the last remote command was sent
         self.quitting = False
+        self.commands = 0  # read so far
         self.closeIdle = False  # the worker is draining: close at a request boundary
         self.finished = False  # half-closed after the last reply: the rest is discarded
         self._linger: Any = None
@@ -369,6 +370,7 @@ class RespStore(Protocol):
         else:
             failure = None
         stats["commands"] += len(requests)
+        self.commands += len(requests)
         dispatch, held = self.dispatch, self.held
         for args in requests:
             if held or not dispatch(args):
@@ -457,6 +459,15 @@ class RespStore(Protocol):
         if (self.finished or self.line or self.held or self.ready
                 or self.parser.midRequest or not self.transport.connected):
             return
+        if not self.commands and self._linger is None:
+            # a connection that has not sent anything yet (handed over as the drain
+            # began) gets its first request served, or LINGER seconds to send it
+            from cluster.reactor import reactor
+
+            self._linger = reactor.callLater(LINGER, self._closeUnused)
+            return
+        if self._linger is not None and self._linger.active():
+            self._linger.cancel()
         # half-close after the last reply: the client reads it, then end of file; what it
         # sent meanwhile is discarded unrun (its retry goes to another worker), and the
         # socket stays open until the client closes, so no reset can overtake the reply
@@ -465,6 +476,11 @@ class RespStore(Protocol):
         from cluster.reactor import reactor
 
         self._linger = reactor.callLater(LINGER, self.transport.loseConnection)
+
+    def _closeUnused(self) -> None:
+        self._linger = None
+        self.commands = max(self.commands, 1)  # never used: the boundary is now
+        self._closeIfIdle()
 
     # -- commands ----------------------------------------------------------------------------
 

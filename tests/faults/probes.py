@@ -108,6 +108,19 @@ class Prober(threading.Thread):
                 self.errors.append(f"connect: {e}")
                 time.sleep(0.05)
 
+    def once(self, *args: object) -> object:
+        """One command on a new connection, retried (as clients do) if the connection is
+        closed before it was read: a draining worker may close an idle connection."""
+        for _ in range(10):
+            conn = self.connect()
+            try:
+                return conn.call(*args)
+            except Closed:
+                self.closedIdle += 1
+            finally:
+                conn.close()
+        raise AssertionError(f"{args}: closed ten times in a row")
+
     def run(self) -> None:
         try:
             self.setup()
@@ -141,8 +154,7 @@ class Counter(Prober):
         self.conn: Resp | None = None
 
     def setup(self) -> None:
-        self.conn = self.connect()
-        self.conn.call("SET", self.key, 0)
+        self.once("SET", self.key, 0)
 
     def step(self) -> None:
         if self.fresh or self.conn is None:
@@ -166,11 +178,7 @@ class Counter(Prober):
         self.requests += 1
 
     def _settle(self) -> None:
-        conn = self.connect()
-        try:
-            now = int(conn.call("GET", self.key) or 0)
-        finally:
-            conn.close()
+        now = int(self.once("GET", self.key) or 0)
         if now == self.acked:
             self.closedIdle += 1
         elif now == self.acked + 1:
@@ -180,11 +188,7 @@ class Counter(Prober):
             self.errors.append(f"{self.key} is {now} after a close; acked {self.acked}")
 
     def verify(self) -> None:
-        conn = self.connect()
-        try:
-            final = int(conn.call("GET", self.key) or 0)
-        finally:
-            conn.close()
+        final = int(self.once("GET", self.key) or 0)
         if final != self.acked:
             self.errors.append(f"{self.key} ends at {final}; {self.acked} were acknowledged")
 
@@ -204,9 +208,20 @@ class SplitBrain(Prober):
         self.reader: Resp | None = None
 
     def _pair(self) -> None:
+        """A writer and a reader on different workers (as far as the router allows)."""
+        for _ in range(10):
+            try:
+                self._tryPair()
+                return
+            except Closed:
+                self.closedIdle += 1  # a draining worker closed it: pair again
+        raise AssertionError("could not pair two connections")
+
+    def _tryPair(self) -> None:
         for conn in (self.writer, self.reader):
             if conn is not None:
                 conn.close()
+        self.writer = self.reader = None
         self.writer = self.connect()
         pid = self.writer.workerPid()
         for _ in range(20):
@@ -215,6 +230,7 @@ class SplitBrain(Prober):
                 return
             self.reader.close()
         self.reader = self.connect()
+        self.reader.workerPid()
         self.samePid += 1
 
     def setup(self) -> None:

@@ -161,8 +161,9 @@ def test_a_failure_to_start_a_process_is_retried_and_leaks_nothing(make_cluster)
     fds_before = sup.num_fds()
     soft, hard = sup.rlimit(psutil.RLIMIT_NOFILE)
     node, pid = sorted(c.pids().items())[0]
-    # no fd left for the supervisor: the next start of a process fails (a real EMFILE)
-    sup.rlimit(psutil.RLIMIT_NOFILE, (sup.num_fds(), hard))
+    # no new fd for the supervisor (every new one would be numbered 3 or more): the next
+    # start of a process fails with a real EMFILE
+    sup.rlimit(psutil.RLIMIT_NOFILE, (3, hard))
     try:
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 15
