@@ -55,6 +55,7 @@ class Channel:
         self.onMessage = onMessage
         self.onClose = onClose
         self.closed = False
+        self.full = False  # the last send failed only because the peer's queue is full
         self.dropped = 0
         self._fd = sock.fileno()
         self.badMessages = Episodes(log, f"channel fd {self._fd}: dropped a %s", reactor)
@@ -76,11 +77,15 @@ class Channel:
         if self.closed:
             return False
         data = self._pack(msg)
+        self.full = False
         try:
             if fds:
                 self.sock.sendmsg([data], [(*_RIGHTS, array.array("i", fds))])
             else:
                 self.sock.send(data)
+        except BlockingIOError:
+            self.full = True  # the peer is alive but has not read what it has yet
+            return False
         except OSError:
             return False
         return True

@@ -47,6 +47,7 @@ class Port:
             # set once here, it saves a setsockopt per connection (here and in workers)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._exhausted = False
+        self.paused = False
         self._resumeCall: Any = None
 
     def startListening(self) -> None:
@@ -108,7 +109,18 @@ class Port:
 
     def _resumeAccepting(self) -> None:
         self._resumeCall = None
-        if self.connected:
+        if self.connected and not self.paused:
+            self.reactor.addReader(self)
+
+    def pause(self) -> None:
+        """Stop accepting for now: new connections wait in the kernel's backlog."""
+        self.paused = True
+        self.reactor.removeReader(self)
+
+    def resume(self) -> None:
+        """Accept again after ``pause``."""
+        self.paused = False
+        if self.connected and self._resumeCall is None:
             self.reactor.addReader(self)
 
     def getHost(self) -> Any:

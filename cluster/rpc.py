@@ -37,6 +37,7 @@ import os
 import time
 import traceback
 import zlib
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -47,7 +48,15 @@ from cluster.defer import Deferred, ensureDeferred, fail, gatherFirst
 from cluster.error import TimeoutError
 from cluster.failure import Failure
 from cluster.logs import Episodes
-from cluster.rpcwire import BATCH_BYTES, PART_SIZE, Assembler, WireError, decode, parts
+from cluster.rpcwire import (
+    BATCH_BYTES,
+    PART_SIZE,
+    Assembler,
+    WireError,
+    decode,
+    parts,
+    segments,
+)
 from cluster.shards import DEFAULT_SLOTS, keyBytes, ownerOfSlot
 from cluster.zmqsocket import ZmqSocket, configure
 
@@ -78,6 +87,17 @@ class NoSuchMethod(RemoteError):
 
 class NodeLost(Exception):
     """The node died, was replaced, or is not up: the call's outcome is unknown."""
+
+
+class Large:
+    """Wraps what an exposed function returns when it holds big bytes values (a few
+    MiB or more): they are sent in parts straight from where they are, never copied
+    whole. (Callers say the same of their arguments with ``callPeer(..., large=True)``.)"""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 # -- exposing --------------------------------------------------------------------------------
@@ -142,6 +162,20 @@ class _Box:
         self.cids: list[int] = []
 
 
+class _Parts:
+    """A big item going out in parts: the messages still to make, those ZeroMQ holds."""
+
+    __slots__ = ("messages", "cids", "inFlight")
+
+    def __init__(self, messages: Any, cids: list[int]) -> None:
+        self.messages = messages
+        self.cids = cids
+        self.inFlight: deque = deque()
+
+
+PARTS_IN_FLIGHT = 4  # part messages ZeroMQ may hold for one destination at a time
+
+
 _LOCAL = object()  # reply address of items that never left this process
 HERE = True  # route of a slot this process serves
 FROZEN = None  # route of a slot whose state is moving: calls for it wait
@@ -191,6 +225,7 @@ class RpcNode:
         self.badMessages = Episodes(log, f"rpc {node}: dropped a %s", reactor)
         self.sendFailures = Episodes(log, f"rpc {node}: could not send %s", reactor)
         self._outbox: dict[Any, _Box] = {}  # peer, router identity or _LOCAL -> items
+        self._streams: dict[Any, deque] = {}  # destination -> big items, boxes behind them
         self._flushCall: Any = None
         self._packer = msgpack.Packer()
         self._pack = self._packer.pack
@@ -305,6 +340,7 @@ class RpcNode:
     def _lose(self, peer: _Peer, why: str) -> None:
         peer.lost = True
         self._outbox.pop(peer, None)
+        self._streams.pop(peer, None)
         self.assembler.forget(peer)
         for cid in sorted(cid for cid, call in self.pending.items() if call.peer is peer):
             call = self.pending.pop(cid, None)  # an errback may have cancelled it meanwhile
@@ -331,15 +367,16 @@ class RpcNode:
 
     def callPeer(self, peer: _Peer | None, method: str, args: Any, kwargs: dict,
                  timeout: float | None = None, slot: int | None = None,
-                 node: str | None = None) -> Deferred:
-        """Call ``method`` on one incarnation (None: its node is not up)."""
+                 node: str | None = None, large: bool = False) -> Deferred:
+        """Call ``method`` on one incarnation (None: its node is not up). ``large``: the
+        arguments hold big bytes values, to be sent without being copied whole."""
         self.nextId += 1
         cid = self.nextId
         try:
             call = ["call", cid, method, list(args), kwargs]
             if slot is not None:
                 call.append(slot)
-            item = self._pack(call)
+            item = self._packItem(call, large and peer is not self.me)
         except Exception as e:
             return fail(TypeError(f"cannot serialize the arguments of {method}: {e}"))
         self.calls += 1
@@ -399,13 +436,17 @@ class RpcNode:
 
     # -- batching ------------------------------------------------------------------------
 
-    def _enqueue(self, to: Any, item: bytes, cid: int | None = None) -> None:
-        if len(item) > PART_SIZE and to is not _LOCAL:
-            self.nextPart += 1
-            pieces = parts(item, self.nextPart, self._pack)
-            for piece in pieces[:-1]:
-                self._enqueue(to, piece)
-            item = pieces[-1]  # a failure to send the last part fails the call
+    def _packItem(self, item: list, large: bool) -> bytes | list:
+        """An item packed: one bytes, or (``large``) segments that refer to its big values."""
+        if large:
+            pieces = segments(item, msgpack.packb, [])
+            return pieces if sum(len(p) for p in pieces) > PART_SIZE else b"".join(pieces)
+        return self._pack(item)
+
+    def _enqueue(self, to: Any, item: bytes | list, cid: int | None = None) -> None:
+        if type(item) is list or (len(item) > PART_SIZE and to is not _LOCAL):
+            self._sendParts(to, item, cid)
+            return
         box = self._outbox.get(to)
         if box is None:
             box = self._outbox[to] = _Box()
@@ -440,26 +481,79 @@ class RpcNode:
                          _LOCAL, None)
 
     def _send(self, to: Any, box: _Box) -> None:
-        """One message to one destination; if it cannot be sent, the calls in it fail
-        (NodeLost) and nothing else is affected."""
-        payload = self._message(box.items)
+        stream = self._streams.get(to)
+        if stream is not None:
+            stream.append(box)  # behind a big item still going out in parts
+        else:
+            self._sendMessage(to, self._message(box.items), box.cids)
+
+    def _sendMessage(self, to: Any, payload: bytes, cids: list[int],
+                     track: bool = False) -> Any:
+        """One message to one destination (the send's tracker, or True); if it cannot
+        be sent, the calls in it (``cids``) fail with NodeLost, nothing else does, and
+        the answer is None."""
         self.messagesSent += 1
         try:
             if isinstance(to, _Peer):
                 if to.lost:
-                    return  # _lose failed its calls already
+                    return None  # _lose failed its calls already
                 if to.dealer is None:
                     to.dealer = self._dial(to)
-                to.dealer.send([payload])
-            elif not self.router.closed:
-                self.router.send([to, payload])
+                return to.dealer.send([payload], track) or True
+            if not self.router.closed:
+                return self.router.send([to, payload], track) or True
+            return None
         except zmq.ZMQError as e:
             where = to.node if isinstance(to, _Peer) else "a caller"
-            self.sendFailures.record(f"{len(box.items)} item(s) to {where}: {e}")
-            for cid in box.cids:
+            self.sendFailures.record(f"a message to {where}: {e}")
+            for cid in cids:
                 call = self.pending.pop(cid, None)
                 if call is not None:
                     self._settle(call, Failure(NodeLost(f"could not send to {where}: {e}")))
+            return None
+
+    def _sendParts(self, to: Any, item: bytes | list, cid: int | None) -> None:
+        """Send an item too large for one message as parts, after whatever was queued
+        for ``to`` before it. The parts go out paced: at most ``PARTS_IN_FLIGHT`` of them
+        held by ZeroMQ at a time, each made only as it goes, so a big item costs its
+        size once more, not twice; what is queued for ``to`` meanwhile waits behind it,
+        so order holds."""
+        box = self._outbox.pop(to, None)
+        stream = self._streams.get(to)
+        if stream is None:
+            if box is not None:
+                self._send(to, box)
+            stream = self._streams[to] = deque()
+        elif box is not None:
+            stream.append(box)
+        self.nextPart += 1
+        pieces = item if type(item) is list else [item]
+        stream.append(_Parts(parts(pieces, self.nextPart, msgpack.packb, VERSION),
+                             [] if cid is None else [cid]))
+        self._pump(to)
+
+    def _pump(self, to: Any) -> None:
+        stream = self._streams.get(to)
+        while stream:
+            work = stream[0]
+            if isinstance(work, _Box):
+                stream.popleft()
+                self._sendMessage(to, self._message(work.items), work.cids)
+                continue
+            inFlight = work.inFlight
+            while inFlight and inFlight[0].done:
+                inFlight.popleft()
+            if len(inFlight) >= PARTS_IN_FLIGHT:
+                self.reactor.callLater(0.001, self._pump, to)  # ZeroMQ is still sending
+                return
+            message = next(work.messages, None)
+            tracker = None if message is None else self._sendMessage(to, message, work.cids,
+                                                                     track=True)
+            if tracker is None:  # all sent, or sending failed (its call has failed)
+                stream.popleft()
+            else:
+                inFlight.append(tracker)
+        self._streams.pop(to, None)
 
     def _message(self, items: list[bytes]) -> bytes:
         """``[VERSION, items]`` from items packed one by one (so a bad one fails alone)."""
@@ -531,15 +625,20 @@ class RpcNode:
                 elif kind in ("ok", "err") and (fromPeer is not None or replyTo is _LOCAL):
                     self._reply(item, fromPeer or self.me)
                 elif kind == "part" and replyTo is not _LOCAL:
-                    whole = self.assembler.feed(replyTo if fromPeer is None else fromPeer, item)
+                    whole = self._assembled(replyTo if fromPeer is None else fromPeer, item)
                     if whole is not None:
-                        self._handle([decode(whole)], replyTo, fromPeer)
+                        self._handle([whole], replyTo, fromPeer)
                 else:
                     self._bad(f"item {kind!r}")
             except (WireError, TypeError, ValueError) as e:
                 self._bad(f"malformed {kind!r} item ({e})")
             except Exception:
                 self._bad(f"{kind!r} item whose handling failed:\n{traceback.format_exc()}")
+
+    def _assembled(self, source: Any, part: list) -> Any:
+        """The item, decoded, once ``part`` completes it (its buffer freed right away)."""
+        buffer = self.assembler.feed(source, part)
+        return None if buffer is None else decode(buffer)
 
     def _reply(self, item: list, peer: _Peer) -> None:
         if item[0] == "ok":
@@ -600,7 +699,10 @@ class RpcNode:
         if cid is None:
             return
         try:
-            item = self._pack(["ok", cid, result])
+            if type(result) is Large:
+                item = self._packItem(["ok", cid, result.value], replyTo is not _LOCAL)
+            else:
+                item = self._pack(["ok", cid, result])
         except Exception as e:
             item = self._pack(["err", cid, "TypeError",
                                f"cannot serialize the result of {method}: {e}", ""])
@@ -628,7 +730,7 @@ class RpcNode:
     def _answer(self, replyTo: Any, item: list) -> None:
         self._answerPacked(replyTo, self._pack(item))
 
-    def _answerPacked(self, replyTo: Any, item: bytes) -> None:
+    def _answerPacked(self, replyTo: Any, item: bytes | list) -> None:
         if replyTo is _LOCAL or not self.router.closed:
             self._enqueue(replyTo, item)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import msgpack
@@ -143,13 +144,61 @@ def decode(payload: bytes | bytearray | memoryview) -> Any:
 _PIECE = PART_SIZE - 64  # a part's share of the item: with its header, within PART_SIZE
 
 
-def parts(item: bytes, xid: int, pack: Any) -> list[bytes]:
-    """``item`` (packed) cut into packed part items of at most ``PART_SIZE`` bytes."""
-    view = memoryview(item)
-    count = -(-len(item) // _PIECE)
-    return [pack(["part", xid, index, count, len(item),
-                  view[index * _PIECE:(index + 1) * _PIECE]])
-            for index in range(count)]
+BIG_LEAF = 64 << 10  # bytes this large are referred to, not copied, by ``segments``
+
+
+def segments(obj: Any, pack: Any, out: list) -> list:
+    """``obj`` packed as a list of pieces whose concatenation is its msgpack encoding,
+    in which every bytes value of ``BIG_LEAF`` or more is the value itself (not a copy):
+    so a 64 MiB value can be sent in parts without ever being copied whole."""
+    kind = type(obj)
+    if kind in (bytes, bytearray, memoryview) and len(obj) >= BIG_LEAF:
+        out.append(b"\xc6" + len(obj).to_bytes(4, "big"))  # bin 32
+        out.append(obj)
+    elif kind in (list, tuple):
+        out.append(_header(len(obj), 0x90, 0xDC))
+        for x in obj:
+            segments(x, pack, out)
+    elif kind is dict:
+        out.append(_header(len(obj), 0x80, 0xDE))
+        for k, v in obj.items():
+            segments(k, pack, out)
+            segments(v, pack, out)
+    else:
+        out.append(pack(obj))
+    return out
+
+
+def _header(n: int, fix: int, wide: int) -> bytes:
+    if n < 16:
+        return bytes([fix | n])
+    if n < 1 << 16:
+        return bytes([wide]) + n.to_bytes(2, "big")
+    return bytes([wide + 1]) + n.to_bytes(4, "big")
+
+
+def parts(pieces: list, xid: int, pack: Any, version: int) -> Iterator[bytes]:
+    """An item (packed, as one bytes or as ``segments``) cut into messages
+    ``[version, [part]]`` of at most ``PART_SIZE`` bytes, each made when asked for: one
+    copy of one part's data at a time."""
+    size = sum(len(p) for p in pieces)
+    count = -(-size // _PIECE)
+    views = [memoryview(p) for p in pieces]
+    at = 0  # the piece being cut, and how far into it
+    offset = 0
+    for index in range(count):
+        want = min(_PIECE, size - index * _PIECE)
+        taken: list = []
+        while want:
+            view = views[at]
+            take = min(want, len(view) - offset)
+            taken.append(view[offset:offset + take])
+            offset += take
+            want -= take
+            if offset == len(view):
+                at, offset = at + 1, 0
+        data = taken[0] if len(taken) == 1 else b"".join(taken)
+        yield pack([version, [["part", xid, index, count, size, data]]])
 
 
 class _Assembly:

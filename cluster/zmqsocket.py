@@ -61,15 +61,20 @@ class ZmqSocket:
     def doRead(self) -> None:
         self._drain()
 
-    def send(self, frames: list[bytes]) -> None:
+    def send(self, frames: list[bytes], track: bool = False) -> Any:
         """Queue one message; never blocks: past the high-water mark it raises zmq.Again
-        (a DEALER whose peer stopped reading) or drops it (a ROUTER, as ZeroMQ does)."""
+        (a DEALER whose peer stopped reading) or drops it (a ROUTER, as ZeroMQ does). A
+        large last frame is lent to ZeroMQ rather than copied; with ``track``, the
+        returned MessageTracker tells when ZeroMQ is done with it."""
         sock = self.sock
         for frame in frames[:-1]:
             _send(sock, frame, _NOBLOCK | _SNDMORE)
-        _send(sock, frames[-1], _NOBLOCK)
+        last = frames[-1]
+        copy = len(last) < COPY_BELOW and not track
+        tracker = _send(sock, last, _NOBLOCK, copy, track)
         if _get(sock, _EVENTS) & _POLLIN:
             self._scheduleDrain()  # the send may have eaten the edge for it
+        return tracker
 
     def _scheduleDrain(self) -> None:
         if self._drainCall is None and not self.closed:

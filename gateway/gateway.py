@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import time
+from collections import deque
 from typing import Any
 
 from cluster.channel import Channel
@@ -30,6 +31,11 @@ from cluster.task import LoopingCall
 from gateway.routing import Slot, policy
 
 log = logging.getLogger("cluster")
+
+
+HANDED, BUSY, REFUSED = "handed", "busy", "refused"
+MAX_WAITING = 256  # connections held while every worker's handoff queue is full
+RETRY_AFTER = 0.002  # seconds before they are offered again
 
 
 class HandoffPort(Port):
@@ -130,6 +136,8 @@ class Gateway:
         self.slots: dict[int, Slot] = {}
         self._ordered: list[Slot] = []  # self.slots by index, rebuilt when they change
         self.preambles: set[Preamble] = set()
+        self.waiting: deque[tuple] = deque()  # handoffs waiting for room in a worker's queue
+        self._retry: Any = None
         self.port = HandoffPort(listening, self)
         self.control = Channel(control, reactor, self._onControl, self._onControlClosed)
         self.nextId = 0
@@ -169,23 +177,72 @@ class Gateway:
         self.reactor.addReader(p)
 
     def handoff(self, fd: int, addr: Any, preread: bytes, key: Any) -> None:
-        """Send ``fd`` to the first worker that takes it; close it if none does. Our copy
-        is closed on every path, an exception included."""
+        """Send ``fd`` to the first worker that takes it. If the workers are alive but
+        their queues are full (a burst), it waits here, accepting paused, and is offered
+        again shortly; if no worker can take it at all, it is closed. Our copy is closed
+        on every path, an exception included, unless it waits."""
+        waits = False
         try:
-            self.nextId += 1
-            host, port = (addr[0], addr[1]) if isinstance(addr, tuple) else (addr or "", 0)
-            header = (self.nextId, self._familyNumber, host, port, preread)
-            now = time.monotonic()
-            stallAfter = self.stallAfter
-            for slot in self.policy.order(self._ordered, addr, key, self.workers):
-                if slot.usable(now, stallAfter) and slot.channel.send(header, (fd,)):
+            if self.waiting:  # earlier ones are waiting: this one goes behind them
+                waits = self._wait((fd, addr, preread, key))
+                return
+            outcome = self._offer(fd, addr, preread, key)
+            if outcome is BUSY:
+                waits = self._wait((fd, addr, preread, key))
+            elif outcome is REFUSED:
+                self._refuse(addr)
+        finally:
+            if not waits:
+                os.close(fd)
+
+    def _offer(self, fd: int, addr: Any, preread: bytes, key: Any) -> Any:
+        """HANDED, BUSY (every live worker's queue is full) or REFUSED (none can take it)."""
+        self.nextId += 1
+        host, port = (addr[0], addr[1]) if isinstance(addr, tuple) else (addr or "", 0)
+        header = (self.nextId, self._familyNumber, host, port, preread)
+        now = time.monotonic()
+        stallAfter = self.stallAfter
+        busy = False
+        for slot in self.policy.order(self._ordered, addr, key, self.workers):
+            if slot.usable(now, stallAfter):
+                if slot.channel.send(header, (fd,)):
                     slot.handed()
                     self.handed += 1
-                    return
-            self.refused += 1
-            self.refusals.record(f"from {addr}")
-        finally:
+                    return HANDED
+                busy = busy or slot.channel.full
+        return BUSY if busy else REFUSED
+
+    def _refuse(self, addr: Any) -> None:
+        self.refused += 1
+        self.refusals.record(f"from {addr}")
+
+    def _wait(self, handoff: tuple) -> bool:
+        """Keep a connection the workers cannot take yet; False if too many wait already."""
+        if len(self.waiting) >= MAX_WAITING:
+            self._refuse(handoff[1])
+            return False
+        self.waiting.append(handoff)
+        if self.port.connected and not self.port.paused:
+            self.port.pause()
+        if self._retry is None:
+            self._retry = self.reactor.callLater(RETRY_AFTER, self._offerWaiting)
+        return True
+
+    def _offerWaiting(self) -> None:
+        """Offer the waiting connections again, in order; accept again once none waits."""
+        self._retry = None
+        while self.waiting:
+            fd, addr, preread, key = self.waiting[0]
+            outcome = self._offer(fd, addr, preread, key)
+            if outcome is BUSY:
+                self._retry = self.reactor.callLater(RETRY_AFTER, self._offerWaiting)
+                return
+            self.waiting.popleft()
             os.close(fd)
+            if outcome is REFUSED:
+                self._refuse(addr)
+        if self.port.connected and not self.stopping:
+            self.port.resume()
 
     # -- workers ---------------------------------------------------------------------------
 
@@ -264,6 +321,11 @@ class Gateway:
         self.stopping = True
         if self.port.connected:
             self.port.stopListening()
+        while self.waiting:  # a last offer; whatever no worker takes now is closed
+            fd, addr, preread, key = self.waiting.popleft()
+            if self._offer(fd, addr, preread, key) is not HANDED:
+                self._refuse(addr)
+            os.close(fd)
         if not self.preambles:
             return None
         d = Deferred()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import socket
 import weakref
@@ -28,6 +29,7 @@ from typing import Any
 from cluster.channel import Channel
 from cluster.defer import Deferred
 from cluster.error import ReactorNotRunning
+from cluster.logs import Episodes
 from cluster.task import LoopingCall
 from cluster.transport import startConnection
 from worker.shardmove import ShardMover
@@ -35,6 +37,7 @@ from worker.shardmove import ShardMover
 log = logging.getLogger("cluster")
 
 _FAMILIES = (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX)
+FD_RESERVE = 64  # fds never taken by connections: ZeroMQ needs them for its peers
 
 
 class Worker:
@@ -53,6 +56,8 @@ class Worker:
         self.fast = False
         self.handoffOpen = True
         self.leaving = False
+        self.refusals = Episodes(log, "refused a connection: too few fds left (%s)", reactor)
+        self._countFds()
         self.connections: weakref.WeakSet = weakref.WeakSet()  # transports still open
         self._drained: Deferred | None = None
         self._recheck: Any = None
@@ -84,7 +89,25 @@ class Worker:
         _, family, host, port, preread = msg
         if family not in _FAMILIES or not isinstance(preread, bytes):
             raise ValueError(f"malformed handoff header {msg!r}")
+        if self._fdsRunningOut():
+            os.close(fds[0])
+            self.refusals.record(f"{self.open} open, fd limit {self.fdLimit}")
+            return
         self.adopt(fds[0], family, (host, port), preread)
+
+    def _fdsRunningOut(self) -> bool:
+        """Whether one more connection would eat into the fds kept for ZeroMQ (which
+        aborts the process when an accept of a peer's connection fails for want of one)."""
+        inUse = self.fdsAtBeat + self.open - self.openAtBeat
+        return inUse >= self.fdLimit - FD_RESERVE
+
+    def _countFds(self) -> None:
+        self.fdLimit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        try:
+            self.fdsAtBeat = len(os.listdir("/proc/self/fd"))
+        except OSError:
+            self.fdsAtBeat = 0
+        self.openAtBeat = self.open
 
     def adopt(self, fd: int, family: int, peer: Any, preread: bytes) -> None:
         """Serve a handed-over connection (the fd is ours from here on); ``preread`` goes
@@ -107,6 +130,7 @@ class Worker:
     # -- reporting -------------------------------------------------------------------------
 
     def heartbeat(self) -> None:
+        self._countFds()  # the limit may have been changed from outside (prlimit)
         stats = {"open": self.open, "accepted": self.accepted,
                  "state": "draining" if self.draining else "running"}
         self.control.send(["hb", stats])

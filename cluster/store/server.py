@@ -184,10 +184,15 @@ def _execMany(requests: list[list[bytes]]) -> Any:
     here twice). A malformed request gets an error reply of its own."""
     if type(requests) is not list:
         raise TypeError("store.execMany takes a list of requests")
-    return _runFrom(requests, [None] * len(requests), 0)
+    out: list = [None] * len(requests)
+    big = [False]  # set when a reply is a big value: the RPC layer then sends it in parts
+    done = _runFrom(requests, out, 0, big)  # straight from the keyspace, never copied
+    if isinstance(done, Deferred):
+        return done.addCallback(lambda out: rpc.Large(out) if big[0] else out)
+    return rpc.Large(out) if big[0] else out
 
 
-def _runFrom(requests: list, out: list, start: int) -> Any:
+def _runFrom(requests: list, out: list, start: int, big: list) -> Any:
     node = _node()
     route, slots = node.route, node.slots
     forwards: dict[Any, list[int]] = {}
@@ -199,11 +204,13 @@ def _runFrom(requests: list, out: list, start: int) -> Any:
             continue
         where = route[_crc32(args[1]) % slots]
         if where is HERE:
-            out[i] = _runHere(entry[0], args)
+            answer = out[i] = _runHere(entry[0], args)
+            if type(answer) is list:
+                big[0] = True
         elif where is FROZEN:  # this one and the rest wait for the move to end
             pending = _forward(requests, out, forwards)
             pending.append(_nextRoutes().addCallback(
-                lambda _, i=i: _runFrom(requests, out, i)))
+                lambda _, i=i: _runFrom(requests, out, i, big)))
             return gatherFirst(pending).addCallback(lambda _: out)
         elif where is NOBODY:
             out[i] = resp.error(_CLUSTERDOWN)
@@ -301,10 +308,12 @@ def _remoteError(failure: Failure) -> bytes:
     return resp.error(f"ERR {failure.getErrorMessage()}")
 
 
-def _encoded(answer: Any, nil: bytes) -> bytes:
-    """A reply from another worker, as this connection writes it."""
-    if type(answer) is list:  # a big value, sent as is
-        return resp.bulk(answer[0])
+def _encoded(answer: Any, nil: bytes) -> bytes | list[bytes]:
+    """A reply from another worker, as this connection writes it: a big value as its
+    header, itself and CRLF, written one after the other rather than copied into one."""
+    if type(answer) is list:
+        value = answer[0]
+        return [b"$%d\r\n" % len(value), value, b"\r\n"]
     return nil if answer == _NIL else answer
 
 
@@ -441,7 +450,14 @@ class RespStore(Protocol):
         if self.ready:
             out = self.ready
             self.ready = []
-            self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            if len(out) == 1 and type(out[0]) is bytes:
+                self.transport.write(out[0])
+            elif any(type(reply) is list for reply in out):  # a big value among them
+                for reply in out:
+                    for piece in reply if type(reply) is list else (reply,):
+                        self.transport.write(piece)
+            else:
+                self.transport.write(b"".join(out))
         if self.quitting and not self.line:
             self.transport.loseConnection()
         elif self.closeIdle:
@@ -652,9 +668,12 @@ class _Gathered:
 
     def __init__(self) -> None:
         self.byOwner: dict[Any, tuple[list, list]] = {}  # peer -> (commands, (proto, slot))
+        self.large: set = set()  # owners whose batch holds a big value
         self.scheduled = False
 
     def add(self, owner: Any, args: list[bytes], proto: RespStore, slot: list) -> None:
+        if len(args[-1]) >= BIG_VALUE:
+            self.large.add(owner)
         batch = self.byOwner.get(owner)
         if batch is None:
             self.byOwner[owner] = ([args], [(proto, slot)])
@@ -668,10 +687,12 @@ class _Gathered:
     def send(self) -> None:
         self.scheduled = False
         byOwner, self.byOwner = self.byOwner, {}
+        large, self.large = self.large, set()
         node = _node()
         for owner, (requests, waiting) in byOwner.items():
             stats["remote"] += len(requests)
-            d = node.callPeer(owner, "store.execMany", (requests,), {})
+            d = node.callPeer(owner, "store.execMany", (requests,), {},
+                              large=owner in large)
             d.addCallbacks(_answered, _unanswered, callbackArgs=(waiting,),
                            errbackArgs=(waiting,))
         node.flushNow()  # this is the end of the iteration already

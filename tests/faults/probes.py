@@ -25,7 +25,8 @@ class Resp:
 
     def __init__(self, port: int, timeout: float = 10.0) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self.buf = b""
+        self.buf = bytearray()
+        self.pos = 0  # what of buf has been read
 
     def call(self, *args: bytes | str | int) -> object:
         parts = [a if isinstance(a, bytes) else str(a).encode() for a in args]
@@ -61,18 +62,23 @@ class Resp:
         return int(info.split("process_id:")[1].split()[0])
 
     def _line(self) -> bytes:
-        while b"\r\n" not in self.buf:
+        while (end := self.buf.find(b"\r\n", self.pos)) < 0:
             self._more()
-        line, self.buf = self.buf.split(b"\r\n", 1)
+        line = bytes(self.buf[self.pos:end])
+        self.pos = end + 2
         return line
 
     def _exactly(self, n: int) -> bytes:
-        while len(self.buf) < n:
+        while len(self.buf) - self.pos < n:
             self._more()
-        data, self.buf = self.buf[:n], self.buf[n:]
+        data = bytes(self.buf[self.pos:self.pos + n])
+        self.pos += n
         return data
 
     def _more(self) -> None:
+        if self.pos:  # drop what was read (linear: each byte moves once at most)
+            del self.buf[:self.pos]
+            self.pos = 0
         try:
             chunk = self.sock.recv(1 << 20)
         except ConnectionResetError as e:
