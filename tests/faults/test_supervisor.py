@@ -34,13 +34,15 @@ def wait_replaced(cluster, node, old_pid, timeout=15):
                        for p in st["processes"]), timeout, f"{node} to be replaced")
 
 
-def test_a_worker_killed_by_a_real_time_signal_is_replaced(make_cluster):
+def test_a_worker_killed_by_a_real_time_signal_is_replaced(make_cluster, figures):
     c = make_cluster()
     c.wait_ready()
     node, pid = sorted(c.pids().items())[0]
     rt = signal.SIGRTMIN + 3  # 37 on Linux: not a member of signal.Signals
+    start = time.monotonic()
     os.kill(pid, rt)
     wait_replaced(c, node, pid)
+    figures.update(signal=int(rt), replaced_after_s=round(time.monotonic() - start, 2))
     assert "signal SIGRTMIN+3" in c.log()
     client, served_by = greet(c)
     assert served_by in c.pids().values()
@@ -81,7 +83,8 @@ class Prober(threading.Thread):
         kept.close()
 
 
-def test_a_reload_of_a_broken_app_keeps_the_old_workers_serving(make_cluster, tmp_path):
+def test_a_reload_of_a_broken_app_keeps_the_old_workers_serving(make_cluster, tmp_path,
+                                                                figures):
     writeVersioned(str(tmp_path), "v1")
     c = make_cluster("versioned_app:factory", env={"PYTHONPATH": str(tmp_path)})
     c.wait_ready()
@@ -110,6 +113,9 @@ def test_a_reload_of_a_broken_app_keeps_the_old_workers_serving(make_cluster, tm
     finally:
         prober.stop.set()
         prober.join(10)
+    figures.update(answers_during_both_reloads=prober.answers,
+                   failed_requests=len(prober.failures),
+                   broken_reload_exit_status=1, fixed_reload_exit_status=0)
     assert prober.failures == [], prober.failures[:5]
     assert prober.answers > 50
     assert prober.versions == {b"v1", b"v3"}
@@ -153,7 +159,7 @@ def _mask(pid, field):
     raise AssertionError(field)
 
 
-def test_a_failure_to_start_a_process_is_retried_and_leaks_nothing(make_cluster):
+def test_a_failure_to_start_a_process_is_retried_and_leaks_nothing(make_cluster, figures):
     c = make_cluster(heartbeat_timeout=5)
     c.wait_ready()
     sup = psutil.Process(c.proc.pid)
@@ -175,6 +181,8 @@ def test_a_failure_to_start_a_process_is_retried_and_leaks_nothing(make_cluster)
     wait_replaced(c, node, pid, timeout=20)
     assert "Too many open files" in c.log()
     time.sleep(1.0)
+    figures.update(failed_starts=c.log().count("could not start worker-"),
+                   supervisor_fds_before=fds_before, supervisor_fds_after=sup.num_fds())
     assert sup.num_fds() == fds_before  # every socketpair of the failed starts was closed
     assert not [p for p in sup.children() if p.status() == psutil.STATUS_ZOMBIE]
     client, served_by = greet(c)
@@ -203,7 +211,7 @@ def test_reloads_and_resizes_interleaved_end_in_a_consistent_cluster(make_cluste
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="unshare --pid needs root")
-def test_the_supervisor_as_pid_1_starts_serves_and_reaps_orphans(make_cluster):
+def test_the_supervisor_as_pid_1_starts_serves_and_reaps_orphans(make_cluster, figures):
     start = time.monotonic()
     c = make_cluster("tests.faults.faultapps:orphaner", env={},
                      prefix=("unshare", "--pid", "--fork", "--mount-proc", "--kill-child"))
@@ -226,6 +234,8 @@ def test_the_supervisor_as_pid_1_starts_serves_and_reaps_orphans(make_cluster):
         assert client.line() == b"started"
     time.sleep(1.5)  # the sleeps end; the supervisor reaps what is re-parented to it
     zombies = [p for p in init.children() if p.status() == psutil.STATUS_ZOMBIE]
+    figures.update(serving_within_s=round(served_within, 2), orphans_made=3,
+                   zombies_left=len(zombies))
     assert zombies == []
     workers = [p for p in init.children() if p.cmdline()[1:3] == ["-m", "worker"]]
     assert len(workers) == 2
@@ -237,7 +247,7 @@ def test_the_supervisor_as_pid_1_starts_serves_and_reaps_orphans(make_cluster):
     c.seen_pids = {c.proc.pid}  # only host pids: the namespace died with its init
 
 
-def test_a_worker_whose_rpc_socket_stops_answering_is_replaced(make_cluster):
+def test_a_worker_whose_rpc_socket_stops_answering_is_replaced(make_cluster, figures):
     c = make_cluster("tests.faults.faultapps:deafrpc", heartbeat_timeout=2)
     c.wait_ready()
     client, pid = greet(c)
@@ -246,6 +256,8 @@ def test_a_worker_whose_rpc_socket_stops_answering_is_replaced(make_cluster):
     assert client.line() == b"deaf"
     start = time.monotonic()
     wait_replaced(c, node, pid, timeout=15)
+    figures.update(heartbeat_timeout_s=2,
+                   replaced_after_s=round(time.monotonic() - start, 2))
     assert time.monotonic() - start < 2 + 4  # the ping timeout, plus a tick or two
     assert "did not answer on its RPC socket" in c.log()
     assert "sent no heartbeat" not in c.log()  # its loop was alive all along
