@@ -589,7 +589,13 @@ class Supervisor:
             old = self.serving.get(index) if role == "worker" else None
             if old is not None and old.state == "running" and old.rpcEndpoint:
                 slots = slotsOf(index, self.config.workers, self.config.slots)
-                yield self._move(old, [(new, slots)], retiring=True)
+                try:
+                    yield self._move(old, [(new, slots)], retiring=True)
+                except MoveFailed:
+                    if old in self.children:
+                        raise
+                    # the old worker died moving its shard: lost, as in any crash; the
+                    # successor takes its place all the same
             if self.state == "stopping":
                 raise OperationRefused("the cluster is stopping")
         except BaseException:

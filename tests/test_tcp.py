@@ -602,3 +602,35 @@ def test_fd_exhaustion_pauses_accepting_instead_of_spinning():
     assert cpu < 0.5, served  # one second of EMFILE did not spin a core
     after = int(next(ln for ln in lines if ln.startswith("after")).split()[1])
     assert after > int(served.split()[1])  # fds freed: accepting resumed
+
+
+def test_a_peer_that_never_reads_is_cut_off_past_the_output_cap(runner, monkeypatch, caplog):
+    """No producer registered: past ``Connection.maxBuffered`` queued bytes the peer is
+    taken not to read, the connection closed and that logged, so memory stays bounded."""
+    from cluster.transport import Connection
+
+    monkeypatch.setattr(Connection, "maxBuffered", 4 << 20)
+    r = runner.reactor
+    lost = Deferred()
+
+    class Flooder(Protocol):
+        def connectionMade(self):
+            self.sent = 0
+            self.more()
+
+        def more(self):
+            if self.transport.connected:
+                self.transport.write(b"x" * (1 << 20))
+                self.sent += 1
+                r.callLater(0, self.more)
+
+        def connectionLost(self, reason):
+            lost.callback([reason, self.sent])
+
+    port = listen(r, Flooder)
+    sock = socket.create_connection(("127.0.0.1", port.getHost().port))  # never reads
+    reason, sent = runner.run_until(lost)
+    sock.close()
+    assert reason.check(ConnectionAborted)
+    assert sent <= 4 + 8  # the cap plus what the kernel's buffers took
+    assert "does not read" in caplog.text
