@@ -316,6 +316,7 @@ class RpcNode:
             else:
                 route.append(HERE if peer is self.me else peer)
         self.owners, self.route = owners, route
+        self.allHere = all(where is HERE for where in route)  # one worker: no lookups
         self.routeVersion += 1
         held, self._heldCalls = self._heldCalls, []
         for args in held:

@@ -241,7 +241,7 @@ class Supervisor:
 
     def childReady(self, child: Child) -> None:
         if self.state == "stopping":
-            child.signal(signal.SIGTERM)
+            self._askToStop(child)
             return
         if child.successor:
             ready, child.ready = child.ready, None

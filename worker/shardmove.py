@@ -3,8 +3,10 @@ successor taking over, a resize, a worker leaving).
 
 The supervisor tells the old owner ``["move", {"id", "to": [[node, pid, endpoint,
 slots]], "retiring"}]``. The old owner freezes those slots (calls and commands for them
-wait), streams their state, chunk by chunk, from the app's ``exportShard(slots)`` to each
-new owner, which takes each chunk with ``importShard(chunk)``; then it commits: the new
+wait), tells each new owner which slots are coming (so a change of routes meanwhile does
+not make it forget what it is loading), streams their state, chunk by chunk, from the
+app's ``exportShard(slots)``, which the new owner takes with ``importShard(chunk)``;
+then it commits: the new
 owner serves the slots from that moment, and the old one passes on whatever still
 reaches it (``RpcNode.assign``). It reports ``["moved", id, stats]`` or ``["moveFailed",
 id, why]``. A failure before the commit calls the move off: the new owner forgets what
@@ -52,6 +54,7 @@ class ShardMover:
         self.report = report
         self.retiring = False  # moving everything away before exiting: nothing to forget
         self.moving = 0
+        self.incoming: dict[int, set[int]] = {}  # move id -> slots being loaded here
         self._mine = self._owned()
         node.routeListeners.append(self._routesChanged)
         _mover = self
@@ -65,6 +68,8 @@ class ShardMover:
         now = self._owned()
         lost = self._mine - now
         self._mine = now
+        for loading in self.incoming.values():
+            lost -= loading  # not ours yet, but what is being loaded for them stays
         if lost and not self.retiring:
             self.forget(sorted(lost))
 
@@ -107,6 +112,7 @@ class ShardMover:
     def _moveTo(self, moveId: int, peer: Any, slots: list[int]) -> Any:
         exporter = getattr(self.factory, "exportShard", None)
         try:
+            yield self.rpc.callPeer(peer, "cluster.shard.begin", (moveId, slots), {})
             chunks = iter(exporter(slots)) if exporter is not None else iter(())
             sent = yield self._stream(moveId, peer, chunks)
         except Exception:
@@ -174,6 +180,11 @@ def _slots(slots: Any) -> list[int]:
     return slots
 
 
+@rpc.expose("cluster.shard.begin")
+def _begin(moveId: int, slots: list[int]) -> None:
+    _current().incoming[moveId] = set(_slots(slots))
+
+
 @rpc.expose("cluster.shard.load")
 def _load(moveId: int, chunk: Any) -> Any:
     hook = getattr(_current().factory, "importShard", None)
@@ -186,9 +197,12 @@ def _load(moveId: int, chunk: Any) -> Any:
 def _commit(moveId: int, slots: list[int]) -> bool:
     mover = _current()
     mover.rpc.assign(_slots(slots), mover.rpc.me)
+    mover.incoming.pop(moveId, None)
     return True
 
 
 @rpc.expose("cluster.shard.abort")
 def _abort(moveId: int, slots: list[int]) -> None:
-    _current().forget(_slots(slots))
+    mover = _current()
+    mover.incoming.pop(moveId, None)
+    mover.forget(_slots(slots))

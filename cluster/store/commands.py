@@ -22,10 +22,17 @@ def _int(value: bytes) -> int | None:
     return n if INT64[0] <= n <= INT64[1] else None
 
 
-def get(ks: Keyspace, args: list[bytes]) -> bytes:
+BIG_VALUE = 1 << 20  # a value this large is answered in pieces, never copied into a reply
+
+
+def get(ks: Keyspace, args: list[bytes]) -> bytes | list[bytes]:
     key = args[1]
     value = ks.get(key) if key in ks.expires else ks.data.get(key)
-    return resp.NIL if value is None else b"$%d\r\n%s\r\n" % (len(value), value)
+    if value is None:
+        return resp.NIL
+    if len(value) < BIG_VALUE:
+        return b"$%d\r\n%s\r\n" % (len(value), value)
+    return [b"$%d\r\n" % len(value), value, b"\r\n"]  # written piece by piece
 
 
 def set_(ks: Keyspace, args: list[bytes]) -> bytes:

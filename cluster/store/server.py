@@ -46,7 +46,7 @@ SWEEP_INTERVAL = 0.1
 # moving shard must not grow memory without bound
 MAX_WAITING = 10_000
 RESUME_WAITING = 1_000
-BIG_VALUE = 1 << 20  # a GET answered for another worker sends a value this large as is
+BIG_VALUE = commands.BIG_VALUE  # a value this large travels and is written in pieces
 EXPORT_BYTES = 256 << 10  # a chunk of a moving shard: about this many bytes of data
 EXPORT_SCAN = 20_000  # keys looked at between two chunks, so a move never stalls the loop
 LINGER = 2.0  # after the last reply of a draining connection, seconds to wait for its EOF
@@ -179,9 +179,9 @@ def _checkKeys(keys: Any) -> None:
 
 @rpc.expose("store.execMany")
 def _execMany(requests: list[list[bytes]]) -> Any:
-    """Run single-key commands for other workers, in order; each reply is encoded RESP,
-    or ``[value]`` for a GET of a big value (its caller encodes it, so it is not copied
-    here twice). A malformed request gets an error reply of its own."""
+    """Run single-key commands for other workers, in order; each reply is encoded RESP
+    (a big value's as its pieces, sent without being copied whole). A malformed request
+    gets an error reply of its own."""
     if type(requests) is not list:
         raise TypeError("store.execMany takes a list of requests")
     out: list = [None] * len(requests)
@@ -196,15 +196,26 @@ def _runFrom(requests: list, out: list, start: int, big: list) -> Any:
     node = _node()
     route, slots = node.route, node.slots
     forwards: dict[Any, list[int]] = {}
+    single = _SINGLE
     for i in range(start, len(requests)):
         args = requests[i]
-        entry = _checkRequest(args)
-        if type(entry) is bytes:
-            out[i] = entry
-            continue
+        # checked, cheaply: a list of bytes naming a known command with its arity
+        entry = single.get(args[0]) if type(args) is list and len(args) > 1 else None
+        n = len(args) if entry is not None else 0
+        if (entry is None or (n != entry[1] if entry[1] > 0 else n < -entry[1])
+                or type(args[1]) is not bytes or (n > 2 and type(args[2]) is not bytes)
+                or (n > 3 and any(type(a) is not bytes for a in args[3:]))):
+            entry = _checkRequest(args)  # the slow path: lower case, or the error reply
+            if type(entry) is bytes:
+                out[i] = entry
+                continue
         where = route[_crc32(args[1]) % slots]
         if where is HERE:
-            answer = out[i] = _runHere(entry[0], args)
+            try:
+                answer = out[i] = entry[0](keyspace, args)
+            except Exception as e:  # a value no command expects: that request fails
+                out[i] = resp.error(f"ERR {type(e).__name__} running {args[0]!r}")
+                continue
             if type(answer) is list:
                 big[0] = True
         elif where is FROZEN:  # this one and the rest wait for the move to end
@@ -254,14 +265,6 @@ def _checkRequest(args: Any) -> bytes | tuple:
     return entry
 
 
-def _runHere(function: Any, args: list[bytes]) -> Any:
-    if function is commands.get:
-        value = keyspace.get(args[1])
-        if value is not None and len(value) >= BIG_VALUE:
-            return [value]
-    return function(keyspace, args)
-
-
 @rpc.expose("store.mget")
 def _mget(keys: list[bytes]) -> Any:
     return _whenPlanned(keys, _mgetPlan(keys))
@@ -309,11 +312,8 @@ def _remoteError(failure: Failure) -> bytes:
 
 
 def _encoded(answer: Any, nil: bytes) -> bytes | list[bytes]:
-    """A reply from another worker, as this connection writes it: a big value as its
-    header, itself and CRLF, written one after the other rather than copied into one."""
-    if type(answer) is list:
-        value = answer[0]
-        return [b"$%d\r\n" % len(value), value, b"\r\n"]
+    """A reply from another worker, as this connection writes it (a big value stays in
+    pieces, written one after the other rather than copied into one)."""
     return nil if answer == _NIL else answer
 
 
@@ -397,7 +397,8 @@ class RespStore(Protocol):
                 self._readOrNot()
             return  # an answer from another worker is awaited: write it all then, at once
         ready = self.ready
-        if len(ready) == 1 and not self.quitting and not self.closeIdle:
+        if (len(ready) == 1 and type(ready[0]) is bytes and not self.quitting
+                and not self.closeIdle):
             self.ready = []  # the common case: flush(), inlined
             self.transport.write(ready[0])
         else:
@@ -516,7 +517,7 @@ class RespStore(Protocol):
             if len(args) != arity and (arity > 0 or len(args) < -arity):
                 self.reply(_wrongArity(args[0]))
                 return True
-            where = node.route[_crc32(args[1]) % node.slots]
+            where = HERE if node.allHere else node.route[_crc32(args[1]) % node.slots]
             if where is HERE:
                 answer = function(keyspace, args)
                 if self.line:
