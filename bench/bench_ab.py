@@ -23,8 +23,15 @@ import time
 
 import psutil
 
-from bench.common import ROOT, cpu_seconds, free_port, machine, median, raise_fd_limit, \
-    redis_benchmark
+from bench.common import (
+    ROOT,
+    cpu_seconds,
+    free_port,
+    machine,
+    median,
+    raise_fd_limit,
+    redis_benchmark,
+)
 
 PLAN = [("reactor", 1, "get", 200_000), ("reactor", 1, "set", 200_000),
         ("reactor", 16, "get", 1_000_000),
