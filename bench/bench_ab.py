@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from bench.common import (
     median,
     raise_fd_limit,
     redis_benchmark,
+    wait_for_port,
 )
 
 PLAN = [("reactor", 1, "get", 200_000), ("reactor", 1, "set", 200_000),
@@ -49,16 +49,11 @@ def start(tree: str, kind: str) -> tuple[subprocess.Popen, int, list[int]]:
                 f"127.0.0.1:{port}", "--name", f"ab-{port}"]
     proc = subprocess.Popen(argv, cwd=tree, env={**os.environ, "PYTHONPATH": tree},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
+    try:
+        wait_for_port(port)
+    except OSError:
+        proc.kill()
+        raise
     time.sleep(1.0)  # every worker up
     pids = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children(recursive=True)]
     return proc, port, pids

@@ -17,7 +17,6 @@ import argparse
 import datetime
 import socket
 import subprocess
-import time
 from collections import defaultdict
 from contextlib import contextmanager
 
@@ -30,6 +29,7 @@ from bench.common import (
     raise_fd_limit,
     redis_benchmark,
     server,
+    wait_for_port,
 )
 
 TESTS = ("ping", "set", "get", "mset")
@@ -43,15 +43,7 @@ def redis_server():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             preexec_fn=raise_fd_limit)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_for_port(port, 10)
         yield port, [proc.pid]
     finally:
         proc.terminate()

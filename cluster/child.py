@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 
 from cluster import logs, process
+from cluster.error import ReactorNotRunning
 from cluster.process import HELD_SIGNALS
 
 BOOT_ERROR = 3  # exit status of a child that could not even load the application
@@ -52,3 +53,12 @@ def bootFailed(controlFd: int, what: str) -> None:
     except OSError:
         pass
     raise SystemExit(BOOT_ERROR)
+
+
+def stopReactor(reactor: Any) -> None:
+    """Stop ``reactor`` unless it is stopping already (a second reason to stop, such as
+    a lost supervisor during a drain, changes nothing)."""
+    try:
+        reactor.stop()
+    except ReactorNotRunning:
+        pass

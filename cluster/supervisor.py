@@ -29,12 +29,12 @@ from typing import Any
 import psutil
 
 from cluster import channel, rundir
-from cluster.child import BOOT_ERROR
+from cluster.child import BOOT_ERROR, stopReactor
 from cluster.children import BootFailed, Child, ChildDied, childArgv, describeExit
 from cluster.config import Config
 from cluster.control import ControlFactory
 from cluster.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred
-from cluster.error import ReactorNotRunning, TimeoutError
+from cluster.error import TimeoutError
 from cluster.failure import Failure
 from cluster.rpc import RpcNode
 from cluster.shards import moves, slotsOf
@@ -518,10 +518,7 @@ class Supervisor:
     def _finish(self) -> None:
         if self._tick is not None and self._tick.active():
             self._tick.cancel()
-        try:
-            self.reactor.stop()
-        except ReactorNotRunning:
-            pass
+        stopReactor(self.reactor)
 
     # -- operations: reload, grow, shrink, one at a time --------------------------------------
 

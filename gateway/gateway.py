@@ -23,8 +23,9 @@ from collections import deque
 from typing import Any
 
 from cluster.channel import Channel
+from cluster.child import stopReactor
 from cluster.defer import Deferred
-from cluster.error import CONNECTION_DONE, ConnectionLost, ReactorNotRunning
+from cluster.error import CONNECTION_DONE, ConnectionLost
 from cluster.logs import Episodes
 from cluster.ports import Port
 from cluster.task import LoopingCall
@@ -305,10 +306,7 @@ class Gateway:
             self._stop()
 
     def _stop(self) -> None:
-        try:
-            self.reactor.stop()
-        except ReactorNotRunning:
-            pass  # already stopping
+        stopReactor(self.reactor)
 
     def heartbeat(self) -> None:
         self.control.send(["hb", {"open": len(self.preambles), "accepted": self.accepts,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
+import psutil
 import pytest
 
+from cluster import rundir
 from cluster.defer import Deferred
 from cluster.failure import Failure
 from cluster.reactor import Reactor
@@ -60,8 +63,9 @@ def runner():
 
 @pytest.fixture
 def make_cluster():
-    """Start real clusters (``python -m cluster run``); each is stopped and every process
-    it started is killed by PID at the end of the test."""
+    """Start real clusters (``python -m cluster run``). At the end of the test each is
+    stopped, every process it started is killed by PID if still there, and the test
+    fails if any had to be, or if a cluster that was running left its run directory."""
     from tests.clusterutil import RunningCluster
 
     started = []
@@ -72,5 +76,24 @@ def make_cluster():
         return c
 
     yield make
+    leftovers = []
     for c in started:
+        pids = c.descendants() | {c.proc.pid}
+        running = c.proc.poll() is None
         c.stop()
+        deadline = time.monotonic() + 5
+        alive = [p for p in pids if _alive(p)]
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.05)
+            alive = [p for p in pids if _alive(p)]
+        leftovers += [f"pid {p} of {c.name}" for p in alive]
+        if running and os.path.exists(rundir.path(c.name)):
+            leftovers.append(f"run directory {rundir.path(c.name)}")
+    assert not leftovers, leftovers
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False

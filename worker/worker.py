@@ -27,8 +27,8 @@ import weakref
 from typing import Any
 
 from cluster.channel import Channel
+from cluster.child import stopReactor
 from cluster.defer import Deferred
-from cluster.error import ReactorNotRunning
 from cluster.logs import Episodes
 from cluster.task import LoopingCall
 from cluster.transport import startConnection
@@ -208,10 +208,7 @@ class Worker:
         self._stop()
 
     def _stop(self) -> None:
-        try:
-            self.reactor.stop()
-        except ReactorNotRunning:
-            pass  # already stopping
+        stopReactor(self.reactor)
 
 
 def _closeWhenIdle(transport: Any) -> None:

@@ -76,12 +76,28 @@ def stop_load(probes):
     }
 
 
-def test_three_reloads_under_load_lose_nothing_and_serve_no_stale_read(make_cluster, figures):
+def record(figures, result, **more):
+    """The load's figures (requests lost are its errors: every one is a request that
+    was not answered as it should have been), and ``more``."""
+    figures.update(requests=result["requests"], requests_lost=len(result["errors"]),
+                   closed_in_flight=result["closed_in_flight"],
+                   closed_idle_retried=result["closed_idle_retried"],
+                   stale_reads=result["stale_reads"],
+                   split_brain_reads=result["split_brain_reads"], **more)
+
+
+def loaded(make_cluster):
+    """A 2-worker store holding 3,000 keys, under the checking load."""
     c = make_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
     c.wait_ready()
     expected = populate(c.port, 3000)
     probes = start_load(c.port)
     time.sleep(0.5)
+    return c, expected, probes
+
+
+def test_three_reloads_under_load_lose_nothing_and_serve_no_stale_read(make_cluster, figures):
+    c, expected, probes = loaded(make_cluster)
     durations = []
     for _ in range(3):
         before = set(c.pids().values())
@@ -94,13 +110,8 @@ def test_three_reloads_under_load_lose_nothing_and_serve_no_stale_read(make_clus
         time.sleep(0.7)
     result = stop_load(probes)
     lost = missing(c.port, expected)
-    figures.update(reloads=3, requests=result["requests"],
-                   requests_lost=len(result["errors"]),
-                   closed_in_flight=result["closed_in_flight"],
-                   closed_idle_retried=result["closed_idle_retried"],
-                   stale_reads=result["stale_reads"],
-                   split_brain_reads=result["split_brain_reads"], keys=len(expected),
-                   keys_lost=len(lost), reload_seconds=[round(d, 2) for d in durations])
+    record(figures, result, reloads=3, keys=len(expected), keys_lost=len(lost),
+           reload_seconds=[round(d, 2) for d in durations])
     assert result["errors"] == [], result["errors"][:10]
     assert result["closed_in_flight"] == 0
     assert result["stale_reads"] == 0
@@ -110,11 +121,7 @@ def test_three_reloads_under_load_lose_nothing_and_serve_no_stale_read(make_clus
 
 
 def test_ttin_then_ttou_under_load_keeps_every_key(make_cluster, figures):
-    c = make_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
-    c.wait_ready()
-    expected = populate(c.port, 3000)
-    probes = start_load(c.port)
-    time.sleep(0.5)
+    c, expected, probes = loaded(make_cluster)
     c.proc.send_signal(signal.SIGTTIN)
     c.wait_until(lambda st: st["workers"] == 3 and st["operation"] is None, 30, "TTIN")
     after_ttin = missing(c.port, expected)
@@ -125,10 +132,8 @@ def test_ttin_then_ttou_under_load_keeps_every_key(make_cluster, figures):
     time.sleep(0.5)
     result = stop_load(probes)
     lost = missing(c.port, expected)
-    figures.update(requests=result["requests"], requests_lost=len(result["errors"]),
-                   closed_in_flight=result["closed_in_flight"],
-                   stale_reads=result["stale_reads"], keys=len(expected),
-                   keys_lost_after_ttin=len(after_ttin), keys_lost=len(lost))
+    record(figures, result, keys=len(expected), keys_lost_after_ttin=len(after_ttin),
+           keys_lost=len(lost))
     assert after_ttin == [] and lost == []
     assert result["errors"] == [], result["errors"][:10]
     assert result["closed_in_flight"] == 0 and result["stale_reads"] == 0
