@@ -248,11 +248,12 @@ class RpcNode:
         return peer
 
     def setPeers(self, peers: dict[str, Any], workers: int | None = None,
-                 epoch: int | None = None, draining: list | None = None) -> None:
+                 epoch: int | None = None, others: list | None = None) -> None:
         """The supervisor's word on who serves each node: ``{node: [pid, endpoint]}``,
         the worker count, the announcement's epoch, and ``[[node, pid, endpoint]]`` of
-        replaced processes still finishing their work. An incarnation in neither is gone:
-        the calls pending on it fail with NodeLost."""
+        every other live process (replaced ones finishing their work, successors not yet
+        serving). An incarnation in neither has exited: the calls pending on it fail
+        with NodeLost."""
         if workers is not None:
             self.workers = workers
         if epoch is not None:
@@ -262,7 +263,7 @@ class RpcNode:
         if self.node not in current and self.node != "supervisor":
             current[self.node] = self.me  # our own node, until someone else is named
         alive = {id(p) for p in current.values()}
-        for node, pid, endpoint in draining or ():
+        for node, pid, endpoint in others or ():
             alive.add(id(self.incarnation(node, pid, endpoint)))
         for endpoint, peer in list(self.incarnations.items()):
             if peer is not self.me and id(peer) not in alive:

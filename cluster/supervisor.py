@@ -42,6 +42,7 @@ from cluster.shards import moves, slotsOf
 log = logging.getLogger("cluster")
 
 QUICK_EXIT = 5.0  # a child that dies sooner than this after starting did not really start
+MOVE_ATTEMPTS = 3  # a resize's move is asked for this many times while its processes live
 MAX_BACKOFF = 10.0
 CRASH_LOOP = 5  # quick failures in a row that count as a crash loop
 
@@ -56,6 +57,16 @@ class OperationRefused(Exception):
 
 class MoveFailed(Exception):
     """A shard handoff did not complete; the old owner serves the slots again."""
+
+
+class _Move:
+    """A shard handoff under way: who moves, to whom, its last sign of progress."""
+
+    def __init__(self, source: Child, dests: list[Child]) -> None:
+        self.source = source
+        self.dests = dests
+        self.progress = time.monotonic()
+        self.done = Deferred()
 
 
 class Supervisor:
@@ -81,7 +92,7 @@ class Supervisor:
         self.operation: str | None = None  # the one running now
         self.lastReload: dict[str, Any] | None = None
         self.epoch = 0  # bumped by every announcement of who serves which node
-        self.moves: dict[int, tuple[Child, Deferred]] = {}  # shard handoffs under way
+        self.moves: dict[int, _Move] = {}  # shard handoffs under way
         self.nextMove = 0
         self.orphansReaped = 0
         self.stopDeadline = 0.0
@@ -227,13 +238,15 @@ class Supervisor:
                 self.childReady(child)
         elif kind == "boot_error" and len(msg) > 1:
             child.bootError = str(msg[1])
-        elif kind in ("moved", "moveFailed") and len(msg) > 2:
-            source, done = self.moves.pop(msg[1], (None, None))
-            if done is not None and source is child:
-                if kind == "moved":
-                    done.callback(msg[2])
+        elif kind in ("moved", "moveFailed", "moving") and len(msg) > 1:
+            move = self.moves.get(msg[1])
+            if move is not None and move.source is child:
+                if kind == "moving":
+                    move.progress = time.monotonic()
+                elif kind == "moved":
+                    self._moveOver(msg[1], None)
                 else:
-                    done.errback(MoveFailed(f"{child.node}: {msg[2]}"))
+                    self._moveOver(msg[1], f"{child.node}: {msg[2] if len(msg) > 2 else '?'}")
         elif kind == "leaving":
             self._leaving(child)
         else:
@@ -289,10 +302,12 @@ class Supervisor:
             serving.append(self.gateway)
         peers = {c.node: [c.pid, c.rpcEndpoint] for c in serving
                  if c.state == "running" and c.rpcEndpoint}
-        # replaced workers still finishing: what was sent to them gets answered
-        draining = [[c.node, c.pid, c.rpcEndpoint] for c in self.children
-                    if c.retiring and c.role == "worker" and c.rpcEndpoint]
-        return ["peers", peers, self.config.workers, self.epoch, draining]
+        # every other live process (replaced ones finishing their work, successors not
+        # yet serving): calls to them go on; only an exited process is gone
+        named = {id(c) for c in serving}
+        others = [[c.node, c.pid, c.rpcEndpoint] for c in self.children
+                  if id(c) not in named and c.rpcEndpoint]
+        return ["peers", peers, self.config.workers, self.epoch, others]
 
     def _allUp(self) -> bool:
         return (self.gateway is not None and self.gateway.state == "running"
@@ -355,11 +370,10 @@ class Supervisor:
         if self.successors.get(key) is child:
             del self.successors[key]
         how = describeExit(rc)
-        for moveId, (source, done) in list(self.moves.items()):
-            if source is child:
-                del self.moves[moveId]
-                done.errback(MoveFailed(f"{child.node} (pid {child.pid}) exited ({how}) "
-                                        f"while moving its shards"))
+        for moveId, move in list(self.moves.items()):
+            if move.source is child:
+                self._moveOver(moveId, f"{child.node} (pid {child.pid}) exited ({how}) while "
+                               f"moving its shards")
         self._announcePeers()
         if self.state == "stopping":
             log.info("%s (pid %d) stopped (%s)", child.node, child.pid, how)
@@ -429,6 +443,11 @@ class Supervisor:
                           child.pid)
                 child.signal(signal.SIGKILL)
             self.stopDeadline = 0.0
+        stalled = now - 3 * self.config.rpc_timeout
+        for moveId, move in list(self.moves.items()):
+            if move.progress < stalled:
+                self._moveOver(moveId, f"{move.source.node} made no progress moving its "
+                               f"shards for {3 * self.config.rpc_timeout:.0f}s")
         if os.getpid() == 1:
             self.reapOrphans()
         self._scheduleTick()
@@ -505,6 +524,10 @@ class Supervisor:
         while self.operations:
             _, _, d = self.operations.popleft()
             d.errback(OperationRefused("the cluster is stopping"))
+        for moveId in list(self.moves):
+            self._moveOver(moveId, "the cluster is stopping")
+        for child in self.children:
+            child.failReady(OperationRefused("the cluster is stopping"))
         for child in self.children:
             child.state = "stopping"
             child.closeHandoff()
@@ -584,17 +607,17 @@ class Supervisor:
         try:
             yield new.ready
             old = self.serving.get(index) if role == "worker" else None
+            if self.state == "stopping":
+                raise OperationRefused("the cluster is stopping")
             if old is not None and old.state == "running" and old.rpcEndpoint:
                 slots = slotsOf(index, self.config.workers, self.config.slots)
                 try:
                     yield self._move(old, [(new, slots)], retiring=True)
                 except MoveFailed:
-                    if old in self.children:
+                    if old in self.children or new not in self.children:
                         raise
                     # the old worker died moving its shard: lost, as in any crash; the
                     # successor takes its place all the same
-            if self.state == "stopping":
-                raise OperationRefused("the cluster is stopping")
         except BaseException:
             self._discard(new)
             raise
@@ -605,15 +628,27 @@ class Supervisor:
         """Have ``source`` hand the state of some of its slots to other workers; fires
         when it reports them moved, fails (MoveFailed) if it reports a failure or exits."""
         self.nextMove += 1
-        done = Deferred()
+        move = self.moves[self.nextMove] = _Move(source, [dest for dest, _ in plans])
         sent = source.channel is not None and source.channel.send(
             ["move", {"id": self.nextMove, "retiring": retiring, "to": [
                 [dest.node, dest.pid, dest.rpcEndpoint, slots] for dest, slots in plans]}])
-        if sent:
-            self.moves[self.nextMove] = (source, done)
-        else:
-            done.errback(MoveFailed(f"{source.node} cannot be told to move its shards"))
-        return done
+        if not sent:
+            self._moveOver(self.nextMove, f"{source.node} cannot be told to move its shards")
+        return move.done
+
+    def _moveOver(self, moveId: int, failure: str | None) -> None:
+        """A move ended: done, or failed (its new owners are told to drop what they took;
+        the old owner kept whatever it did not hand over)."""
+        move = self.moves.pop(moveId, None)
+        if move is None:
+            return
+        if failure is None:
+            move.done.callback(None)
+            return
+        for dest in move.dests:
+            if dest in self.children and dest.channel is not None:
+                dest.channel.send(["moveAborted", moveId])
+        move.done.errback(MoveFailed(failure))
 
     def _rebalance(self, after: int, joining: Child | None = None) -> Deferred:
         """Move every slot whose owner changes when the worker count becomes ``after``,
@@ -631,13 +666,25 @@ class Supervisor:
             to = [(workers[new], slots) for new, slots in plan.items()
                   if new in workers and workers[new].rpcEndpoint]
             if to:
-                transfers.append(self._move(source, to).addErrback(self._moveLost))
+                transfers.append(self._moveWithRetries(source, to))
         return DeferredList(transfers)
 
-    @staticmethod
-    def _moveLost(failure: Failure) -> None:
-        log.error("a shard move failed; the shards of the process that failed are lost: %s",
-                  failure.getErrorMessage())
+    @inlineCallbacks
+    def _moveWithRetries(self, source: Child, plans: list[tuple[Child, list[int]]]) -> Any:
+        """A resize's move, asked again (at most twice) while every process in it lives:
+        only what was not handed over moves again. What cannot move is lost, as if the
+        process that failed had crashed."""
+        for attempt in range(MOVE_ATTEMPTS):
+            try:
+                yield self._move(source, plans)
+                return
+            except MoveFailed as e:
+                alive = all(c in self.children for c in (source, *(d for d, _ in plans)))
+                if not alive or attempt == MOVE_ATTEMPTS - 1 or self.state == "stopping":
+                    log.error("a shard move failed for good; what it did not hand over is "
+                              "lost: %s", e)
+                    return
+                log.warning("a shard move failed, trying again: %s", e)
 
     @inlineCallbacks
     def _grow(self) -> Any:
@@ -651,10 +698,13 @@ class Supervisor:
             self._discard(new)
             raise
         yield self._rebalance(index + 1, joining=new)
-        if new not in self.children:
-            raise ChildDied(f"{new.node} exited while taking its shards")
-        self.config.workers = index + 1
-        self.promote(new)
+        self.config.workers = index + 1  # the moves that were made are the new map's
+        if new in self.children:
+            self.promote(new)
+        else:  # it died taking its shards: they are lost, and it restarts like any crash
+            self.successors.pop(index, None)
+            self._announcePeers()
+            self._startOrRetry("worker", index)
 
     @inlineCallbacks
     def _shrink(self) -> Any:

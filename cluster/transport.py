@@ -141,6 +141,11 @@ class Connection:
                     self.producer.resumeProducing()
                 return None
         self.stopWriting()
+        if self._halfClosing:  # everything queued is out: the peer may read its end now
+            try:
+                self.socket.shutdown(socket.SHUT_WR)
+            except OSError as e:
+                return ConnectionLost(e)
         producer = self.producer
         if producer is not None and (not self.streamingProducer or self.producerPaused):
             self.producerPaused = False
@@ -148,11 +153,6 @@ class Connection:
             return None
         if self.disconnecting:
             return CONNECTION_DONE
-        if self._halfClosing:
-            try:
-                self.socket.shutdown(socket.SHUT_WR)
-            except OSError as e:
-                return ConnectionLost(e)
         return None
 
     # -- ITransport ------------------------------------------------------------------------

@@ -234,7 +234,11 @@ class Gateway:
         self._retry = None
         while self.waiting:
             fd, addr, preread, key = self.waiting[0]
-            outcome = self._offer(fd, addr, preread, key)
+            try:
+                outcome = self._offer(fd, addr, preread, key)
+            except Exception:  # that connection only: closed below
+                log.exception("handing over a waiting connection from %s failed", addr)
+                outcome = REFUSED
             if outcome is BUSY:
                 self._retry = self.reactor.callLater(RETRY_AFTER, self._offerWaiting)
                 return

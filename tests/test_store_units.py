@@ -172,3 +172,44 @@ def test_replies_waiting_on_another_worker_are_bounded(tmp_path, monkeypatch):
     finally:
         rpc.install(None)
         node.close()
+
+
+def test_the_shard_hooks_move_keys_values_and_time_to_live(tmp_path, monkeypatch):
+    """exportShard on one keyspace, importShard on another: the slots' keys, values and
+    remaining TTL arrive; other slots' keys stay; a big value's chunk is marked Large;
+    forgetShard drops exactly the slots given; a malformed chunk changes nothing."""
+    from cluster import rpc
+    from cluster.reactor import Reactor
+    from cluster.store import server
+
+    node = rpc.RpcNode(Reactor(), "worker-0", str(tmp_path), workers=1)
+    rpc.install(node)
+    source, dest = Keyspace(), Keyspace()
+    try:
+        monkeypatch.setattr(server, "keyspace", source)
+        for i in range(500):
+            source.set(b"k%d" % i, b"v%d" % i, 100.0 if i % 2 else None)
+        source.set(b"big", b"b" * server.BIG_VALUE)
+        moving = {node.slotOf(b"k%d" % i) for i in range(0, 500, 3)} | {node.slotOf(b"big")}
+        chunks = list(server.factory.exportShard(sorted(moving)))
+        assert any(type(c) is rpc.Large for c in chunks)
+        monkeypatch.setattr(server, "keyspace", dest)
+        for chunk in chunks:
+            server.factory.importShard(chunk.value if type(chunk) is rpc.Large else chunk)
+        moved = [k for k in source.data if node.slotOf(k) in moving]
+        assert sorted(dest.data) == sorted(moved)
+        for key in moved:
+            assert dest.data[key] == source.data[key]
+            assert (key in dest.expires) == (key in source.expires)
+            if key in source.expires:
+                assert abs(dest.ttl(key) - source.ttl(key)) < 1.0
+        with pytest.raises(TypeError):
+            server.factory.importShard([b"k", 5, -1])  # a value that is not bytes
+        assert sorted(dest.data) == sorted(moved)
+        monkeypatch.setattr(server, "keyspace", source)
+        server.factory.forgetShard(sorted(moving))
+        assert not [k for k in source.data if node.slotOf(k) in moving]
+        assert len(source) == 501 - len(moved)
+    finally:
+        rpc.install(None)
+        node.close()

@@ -32,14 +32,15 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from cluster import rpc
-from cluster.defer import Deferred, gatherResults, inlineCallbacks
+from cluster.defer import Deferred, DeferredList, inlineCallbacks
 from cluster.error import TimeoutError
 from cluster.failure import Failure
-from cluster.rpc import FROZEN, HERE, NodeLost, RpcNode
+from cluster.rpc import FROZEN, HERE, RpcNode
 
 log = logging.getLogger("cluster")
 
 WINDOW = 4  # chunks in flight to one new owner
+PROGRESS_EVERY = 1.0  # seconds between "still moving" reports to the supervisor
 
 _mover: ShardMover | None = None  # this process's, for the calls other workers make
 
@@ -53,7 +54,7 @@ class ShardMover:
         self.factory = factory
         self.report = report
         self.retiring = False  # moving everything away before exiting: nothing to forget
-        self.moving = 0
+        self.lastReport = 0.0
         self.incoming: dict[int, set[int]] = {}  # move id -> slots being loaded here
         self._mine = self._owned()
         node.routeListeners.append(self._routesChanged)
@@ -73,43 +74,52 @@ class ShardMover:
         if lost and not self.retiring:
             self.forget(sorted(lost))
 
-    def forget(self, slots: list[int]) -> None:
+    def forget(self, slots: list[int] | set[int]) -> None:
         hook = getattr(self.factory, "forgetShard", None)
-        if hook is not None:
-            hook(slots)
+        if hook is not None and slots:
+            hook(sorted(slots))
 
     # -- the old owner ----------------------------------------------------------------------
 
     def move(self, spec: dict[str, Any]) -> None:
-        """Move slots to other processes, as the supervisor asked; report the outcome."""
-        moveId = spec["id"]
-        self.retiring = self.retiring or bool(spec.get("retiring"))
-        plans = [(self.rpc.incarnation(node, pid, endpoint), [int(s) for s in slots])
-                 for node, pid, endpoint, slots in spec["to"]]
+        """Move slots to other processes, as the supervisor asked; report the outcome.
+        Only slots served here move (a slot already handed over by an earlier attempt
+        is left alone), so asking again after a failure is safe."""
+        moveId = spec.get("id")
+        try:
+            route = self.rpc.route
+            plans = [(self.rpc.incarnation(node, pid, endpoint),
+                      [s for s in slots if route[s] is HERE])
+                     for node, pid, endpoint, slots in spec["to"]]
+        except Exception as e:
+            log.error("a malformed move %r: %s", spec, e)
+            self.report(["moveFailed", moveId, f"malformed move: {e}"])
+            return
+        self.retiring = bool(spec.get("retiring"))  # then nothing is worth forgetting
         self.rpc.freeze([s for _, slots in plans for s in slots])
-        self.moving += 1
-        started = time.monotonic()
+        started = self.lastReport = time.monotonic()
         log.info("moving %d slot(s) to %s", sum(len(s) for _, s in plans),
                  ", ".join(f"{peer.node} (pid {peer.pid})" for peer, _ in plans))
 
-        def moved(counts: list[int]) -> None:
-            self.moving -= 1
-            seconds = time.monotonic() - started
-            log.info("moved %d chunk(s) in %.3fs", sum(counts), seconds)
-            self.report(["moved", moveId, {"chunks": sum(counts), "seconds": seconds}])
-
-        def failed(failure: Failure) -> None:
-            self.moving -= 1
-            why = failure.value.subFailure.getErrorMessage() if hasattr(
-                failure.value, "subFailure") else failure.getErrorMessage()
-            log.error("moving slots failed, they stay here: %s", why)
+        def done(outcomes: list) -> None:
+            failures = [r for ok, r in outcomes if not ok]
+            if not failures:
+                seconds = time.monotonic() - started
+                log.info("moved %d chunk(s) in %.3fs", sum(r for _, r in outcomes), seconds)
+                self.report(["moved", moveId, {"seconds": seconds}])
+                return
+            self.retiring = False  # this process goes on serving what stayed
+            why = failures[0].getErrorMessage()
+            log.error("moving slots failed, those not handed over stay here: %s", why)
             self.report(["moveFailed", moveId, why])
 
-        gatherResults([self._moveTo(moveId, peer, slots) for peer, slots in plans],
-                      consumeErrors=True).addCallbacks(moved, failed)
+        DeferredList([self._moveTo(moveId, peer, slots) for peer, slots in plans],
+                     consumeErrors=True).addCallback(done)
 
     @inlineCallbacks
     def _moveTo(self, moveId: int, peer: Any, slots: list[int]) -> Any:
+        if not slots:
+            return 0
         exporter = getattr(self.factory, "exportShard", None)
         try:
             yield self.rpc.callPeer(peer, "cluster.shard.begin", (moveId, slots), {})
@@ -126,14 +136,16 @@ class ShardMover:
                 break
             except TimeoutError:
                 continue  # it may have committed: ask again (it answers, or it dies)
-            except NodeLost:
-                self.rpc.thaw(slots)  # it died: whatever it took is lost with it
+            except Exception:
+                self.rpc.thaw(slots)  # it died, or refused: it did not commit
                 raise
         self.rpc.assign(slots, peer)  # and _routesChanged forgets them here
         return sent
 
     def _stream(self, moveId: int, peer: Any, chunks: Iterator[Any]) -> Deferred:
-        """Send every chunk with at most ``WINDOW`` unanswered; fires with the count."""
+        """Send every chunk with at most ``WINDOW`` unanswered; fires with the count. A
+        chunk the app wraps in ``rpc.Large`` holds big values: it goes out in parts
+        straight from where they are. Progress is reported to the supervisor."""
         done = Deferred()
         state = {"inFlight": 0, "sent": 0, "exhausted": False}
 
@@ -143,6 +155,10 @@ class ShardMover:
 
         def acked(_: Any) -> None:
             state["inFlight"] -= 1
+            now = time.monotonic()
+            if now - self.lastReport > PROGRESS_EVERY:
+                self.lastReport = now
+                self.report(["moving", moveId])
             pump()
 
         def pump() -> None:
@@ -155,15 +171,26 @@ class ShardMover:
                 except Exception:
                     fail(Failure())
                     return
+                large = type(chunk) is rpc.Large
                 state["inFlight"] += 1
                 state["sent"] += 1
-                self.rpc.callPeer(peer, "cluster.shard.load", (moveId, chunk), {}).addCallbacks(
-                    acked, fail)
+                self.rpc.callPeer(peer, "cluster.shard.load",
+                                  (moveId, chunk.value if large else chunk), {},
+                                  large=large).addCallbacks(acked, fail)
             if state["exhausted"] and not state["inFlight"] and not done.called:
                 done.callback(state["sent"])
 
         pump()
         return done
+
+    # -- the new owner ------------------------------------------------------------------------
+
+    def aborted(self, moveId: int) -> None:
+        """A move into this process was called off (its old owner failed or died): what
+        was loaded for it goes."""
+        slots = self.incoming.pop(moveId, None)
+        if slots:
+            self.forget(slots)
 
 
 # -- the new owner: what the old one calls ------------------------------------------------------
@@ -182,12 +209,17 @@ def _slots(slots: Any) -> list[int]:
 
 @rpc.expose("cluster.shard.begin")
 def _begin(moveId: int, slots: list[int]) -> None:
-    _current().incoming[moveId] = set(_slots(slots))
+    mover = _current()
+    mover.incoming[moveId] = set(_slots(slots))
+    mover.forget(slots)  # a stale copy, should one be here, must not mix with the new
 
 
 @rpc.expose("cluster.shard.load")
 def _load(moveId: int, chunk: Any) -> Any:
-    hook = getattr(_current().factory, "importShard", None)
+    mover = _current()
+    if moveId not in mover.incoming:
+        raise ValueError(f"no move {moveId!r} is coming in")
+    hook = getattr(mover.factory, "importShard", None)
     if hook is None:
         raise TypeError("this app has no importShard")
     return hook(chunk)

@@ -746,11 +746,13 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
 
 def exportSlots(slots: set[int]) -> Any:
     """Chunks ``[key, value, ms to live or -1, ...]`` of every key in ``slots`` (frozen
-    while this runs, so their keys stay put; others may come and go)."""
+    while this runs, so their keys stay put; others may come and go). A chunk holding a
+    big value is wrapped in ``rpc.Large``: it travels without the value being copied."""
     count = _node().slots
     keys = list(keyspace.data)
     chunk: list = []
     size = scanned = 0
+    big = False
     for key in keys:
         scanned += 1
         if _crc32(key) % count in slots:
@@ -759,11 +761,12 @@ def exportSlots(slots: set[int]) -> Any:
                 left = keyspace.ttl(key)
                 chunk += (key, value, -1 if left is None else max(1, int(left * 1000)))
                 size += len(key) + len(value)
+                big = big or len(value) >= BIG_VALUE
         if size >= EXPORT_BYTES or scanned >= EXPORT_SCAN:
-            yield chunk
-            chunk, size, scanned = [], 0, 0
+            yield rpc.Large(chunk) if big else chunk
+            chunk, size, scanned, big = [], 0, 0, False
     if chunk:
-        yield chunk
+        yield rpc.Large(chunk) if big else chunk
 
 
 def importChunk(chunk: Any) -> None:

@@ -4,6 +4,7 @@ and redis-py with its default retry."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 import redis
 
 from tests.clusterutil import ROOT
-from tests.faults.probes import Counter, SplitBrain, missing, populate
+from tests.faults.probes import Counter, Resp, SplitBrain, missing, populate
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -86,11 +87,19 @@ def record(figures, result, **more):
                    split_brain_reads=result["split_brain_reads"], **more)
 
 
+KEYS = 50_000
+
+
 def loaded(make_cluster):
-    """A 2-worker store holding 3,000 keys, under the checking load."""
+    """A 2-worker store holding 50,000 keys and a 32 MiB value, under the checking load."""
     c = make_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
     c.wait_ready()
-    expected = populate(c.port, 3000)
+    expected = populate(c.port, KEYS)
+    big = os.urandom(32 << 20)
+    conn = Resp(c.port, timeout=60)
+    assert conn.call("SET", "big", big) == b"OK"
+    conn.close()
+    expected["big"] = big
     probes = start_load(c.port)
     time.sleep(0.5)
     return c, expected, probes
@@ -99,7 +108,7 @@ def loaded(make_cluster):
 def test_three_reloads_under_load_lose_nothing_and_serve_no_stale_read(make_cluster, figures):
     c, expected, probes = loaded(make_cluster)
     durations = []
-    for _ in range(3):
+    for _ in range(3):  # back to back: each starts while the last one's workers drain
         before = set(c.pids().values())
         start = time.monotonic()
         out = subprocess.run([sys.executable, "-m", "cluster", "reload", "--name", c.name],
@@ -107,7 +116,7 @@ def test_three_reloads_under_load_lose_nothing_and_serve_no_stale_read(make_clus
         durations.append(time.monotonic() - start)
         assert out.returncode == 0, out.stderr
         assert not set(c.pids().values()) & before  # every worker replaced
-        time.sleep(0.7)
+    time.sleep(0.5)
     result = stop_load(probes)
     lost = missing(c.port, expected)
     record(figures, result, reloads=3, keys=len(expected), keys_lost=len(lost),
@@ -137,6 +146,25 @@ def test_ttin_then_ttou_under_load_keeps_every_key(make_cluster, figures):
     assert after_ttin == [] and lost == []
     assert result["errors"] == [], result["errors"][:10]
     assert result["closed_in_flight"] == 0 and result["stale_reads"] == 0
+
+
+def test_ttin_while_another_process_exits_keeps_every_key(make_cluster, figures):
+    """A process that exits during a resize (here the gateway, killed as the newcomer
+    takes its slots) must not cost the moving shards anything."""
+    c = make_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
+    c.wait_ready()
+    expected = populate(c.port, KEYS)
+    gateway = c.pids("gateway")["gateway"]
+    c.proc.send_signal(signal.SIGTTIN)
+    c.wait_until(lambda st: any(p["node"] == "worker-2" for p in st["processes"]), 20,
+                 "the newcomer")
+    os.kill(gateway, signal.SIGKILL)
+    st = c.wait_until(lambda st: st["workers"] == 3 and st["operation"] is None
+                      and all(p["state"] == "running" for p in st["processes"]), 30,
+                      "the resize")
+    lost = missing(c.port, expected)
+    figures.update(keys=len(expected), keys_lost=len(lost), workers=st["workers"])
+    assert lost == []
 
 
 def test_a_worker_asked_to_stop_hands_its_shard_to_its_successor(make_cluster, figures):
