@@ -65,7 +65,6 @@ class Child:
         self.state = "starting"
         self.started = time.monotonic()
         self.lastBeat = self.started
-        self.lastPong = self.started  # the last answer of its RPC socket to a ping
         self.pinging = False
         self.stats: dict[str, Any] = {}
         self.proc: subprocess.Popen | None = None

@@ -34,7 +34,6 @@ class Episodes:
         self.interval = interval
         self.level = level
         self.total = 0
-        self.episodes = 0
         self._counted = 0  # since the last line
         self._latest = ""
         self._windowEnds: float | None = None  # None: no episode open
@@ -47,7 +46,6 @@ class Episodes:
         if self._windowEnds is not None and now >= self._windowEnds:
             self._summarize()
         if self._windowEnds is None:
-            self.episodes += 1
             self.logger.log(self.level, self.message + " (further ones are counted)", detail)
             self._open(now)
         else:

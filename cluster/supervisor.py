@@ -229,7 +229,7 @@ class Supervisor:
             child.lastBeat = time.monotonic()
             child.stats = msg[1]
         elif kind == "ready":
-            child.lastBeat = child.lastPong = time.monotonic()
+            child.lastBeat = time.monotonic()
             info = msg[1] if len(msg) > 1 and isinstance(msg[1], dict) else {}
             endpoint = info.get("rpc")
             child.rpcEndpoint = endpoint if isinstance(endpoint, str) else None
@@ -467,7 +467,6 @@ class Supervisor:
 
         def answered(_: Any) -> None:
             child.pinging = False
-            child.lastPong = time.monotonic()
 
         def unanswered(failure: Failure) -> None:
             child.pinging = False
@@ -601,11 +600,10 @@ class Supervisor:
     @inlineCallbacks
     def _takeOver(self, role: str, index: int | None) -> Any:
         """Start a successor for the gateway or worker ``index``, wait until it is ready,
-        then let it take over. Fails (and discards the successor) if it never gets ready."""
-        new = self.spawnGateway(True) if role == "gateway" else self.spawnWorker(index, True)
-        self.successors[index] = new
+        move the shard to it, then let it take over. Fails (and discards the successor)
+        if it never gets ready or the move fails while the old worker lives."""
+        new = yield self._readySuccessor(role, index)
         try:
-            yield new.ready
             old = self.serving.get(index) if role == "worker" else None
             if self.state == "stopping":
                 raise OperationRefused("the cluster is stopping")
@@ -622,6 +620,19 @@ class Supervisor:
             self._discard(new)
             raise
         self.promote(new)
+
+    @inlineCallbacks
+    def _readySuccessor(self, role: str, index: int | None) -> Any:
+        """A successor for the gateway or worker ``index``, once it is ready; one that
+        never gets ready is discarded and its failure raised."""
+        new = self.spawnGateway(True) if role == "gateway" else self.spawnWorker(index, True)
+        self.successors[index] = new
+        try:
+            yield new.ready
+        except BaseException:
+            self._discard(new)
+            raise
+        return new
 
     def _move(self, source: Child, plans: list[tuple[Child, list[int]]],
               retiring: bool = False) -> Deferred:
@@ -690,13 +701,7 @@ class Supervisor:
     def _grow(self) -> Any:
         index = self.config.workers
         log.info("TTIN: adding worker-%d", index)
-        new = self.spawnWorker(index, True)
-        self.successors[index] = new
-        try:
-            yield new.ready
-        except BaseException:
-            self._discard(new)
-            raise
+        new = yield self._readySuccessor("worker", index)
         yield self._rebalance(index + 1, joining=new)
         self.config.workers = index + 1  # the moves that were made are the new map's
         if new in self.children:
@@ -755,7 +760,8 @@ class Supervisor:
                                   child.stats))
         return {"name": self.config.name, "bind": f"{self.config.hostPort()[0]}:"
                 f"{self.boundPort}", "route": self.config.route, "workers": self.config.workers,
-                "operation": self.operation, "reload": self.lastReload, "processes": rows}
+                "operation": self.operation, "reload": self.lastReload,
+                "orphans_reaped": self.orphansReaped, "processes": rows}
 
     @staticmethod
     def _row(role: str, node: str, ps: psutil.Process | None, state: str, uptime: float,

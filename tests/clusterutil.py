@@ -114,15 +114,22 @@ class RunningCluster:
         except psutil.Error:
             return set()
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def terminate(self, timeout: float = 15.0) -> bool:
+        """A graceful stop (SIGTERM to the supervisor); True if it exited in time."""
         self.seen_pids |= self.descendants()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                return False
+        return True
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop gracefully, then kill (by PID) whatever is left of what it started."""
+        if not self.terminate(timeout):
+            self.proc.kill()
+            self.proc.wait()
         for pid in self.seen_pids:
             try:
                 p = psutil.Process(pid)

@@ -80,7 +80,7 @@ def make_cluster():
     for c in started:
         pids = c.descendants() | {c.proc.pid}
         running = c.proc.poll() is None
-        c.stop()
+        c.terminate()  # graceful: what it leaves behind is a finding
         deadline = time.monotonic() + 5
         alive = [p for p in pids if _alive(p)]
         while alive and time.monotonic() < deadline:
@@ -89,6 +89,7 @@ def make_cluster():
         leftovers += [f"pid {p} of {c.name}" for p in alive]
         if running and os.path.exists(rundir.path(c.name)):
             leftovers.append(f"run directory {rundir.path(c.name)}")
+        c.stop()  # then nothing survives the test, whatever happened
     assert not leftovers, leftovers
 
 

@@ -213,3 +213,32 @@ def test_the_shard_hooks_move_keys_values_and_time_to_live(tmp_path, monkeypatch
     finally:
         rpc.install(None)
         node.close()
+
+
+def test_commands_for_a_moving_shard_wait_in_order_then_run_or_fail_with_tryagain(
+        tmp_path, runner):
+    from cluster import rpc
+    from cluster.defer import deferLater
+    from cluster.store import server
+    from cluster.testing import StringTransport
+
+    node = rpc.RpcNode(runner.reactor, "worker-0", str(tmp_path), workers=1, timeout=0.3)
+    rpc.install(node)
+    node.routeListeners.append(server._routesChanged)  # as the factory's start does
+    try:
+        proto, transport = server.RespStore(), StringTransport()
+        proto.makeConnection(transport)
+        slot = node.slotOf(b"k")
+        node.freeze([slot])
+        proto.dataReceived(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\n1\r\n*1\r\n$4\r\nPING\r\n")
+        assert transport.value() == b""  # the SET waits, and the PING behind it
+        node.thaw([slot])  # the move was called off: both run, in order
+        assert transport.value() == b"+OK\r\n+PONG\r\n"
+        transport.clear()
+        node.freeze([slot])
+        proto.dataReceived(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*1\r\n$4\r\nPING\r\n")
+        runner.run_until(deferLater(runner.reactor, 0.5, lambda: None))
+        assert transport.value() == (b"-TRYAGAIN the key's shard is moving; try again\r\n" * 2)
+    finally:
+        rpc.install(None)
+        node.close()

@@ -328,6 +328,7 @@ class RespStore(Protocol):
         self.line: deque[list] = deque()  # once one is awaited: [reply or None] in order
         self.held: deque[list[bytes]] = deque()  # commands waiting for a shard to move
         self.sentVersion = 0  # the routes under which the last remote command was sent
+        self._heldTimer: Any = None
         self.quitting = False
         self.commands = 0  # read so far
         self.closeIdle = False  # the worker is draining: close at a request boundary
@@ -341,7 +342,7 @@ class RespStore(Protocol):
 
     def connectionLost(self, reason: Any) -> None:
         stats["connections"] -= 1
-        _holding.discard(self)
+        self._released()
         if self._linger is not None and self._linger.active():
             self._linger.cancel()
 
@@ -383,8 +384,7 @@ class RespStore(Protocol):
         dispatch, held = self.dispatch, self.held
         for args in requests:
             if held or not dispatch(args):
-                held.append(args)
-                _holding.add(self)
+                self._hold(args)
             if self.quitting:
                 break
         if failure is not None and not self.quitting:
@@ -436,13 +436,41 @@ class RespStore(Protocol):
         slot[0] = _encoded(answer, self.nil)
         self._release()
 
+    def _hold(self, args: list[bytes]) -> None:
+        """Keep a command that cannot run yet, and every later one, in order; they wait
+        at most the RPC timeout."""
+        if not self.held:
+            _holding.add(self)
+            self._heldTimer = self.node.reactor.callLater(self.node.timeout, self._heldTooLong)
+        self.held.append(args)
+
+    def _released(self) -> None:
+        _holding.discard(self)
+        if self._heldTimer is not None and self._heldTimer.active():
+            self._heldTimer.cancel()
+        self._heldTimer = None
+
+    def _heldTooLong(self) -> None:
+        """A shard took too long to move: what still waits fails (Redis Cluster's
+        TRYAGAIN, which clients retry), in order, rather than wait without end."""
+        self._heldTimer = None
+        held = self.held
+        while held:
+            held.popleft()
+            self.reply(resp.error("TRYAGAIN the key's shard is moving; try again"))
+        self._released()
+        if not self.line:
+            self.flush()
+        if self.readingPaused:
+            self._readOrNot()
+
     def _drainHeld(self) -> None:
         """Run the held commands that can run now, in order; write what is ready."""
         held = self.held
         while held and not self.quitting and self.dispatch(held[0]):
             held.popleft()
         if not held:
-            _holding.discard(self)
+            self._released()
         self.flush()  # what is ready precedes anything still awaited
         if self.readingPaused:
             self._readOrNot()

@@ -113,7 +113,7 @@ def test_64_mib_values_to_the_owner_and_across_workers(make_cluster, figures):
                                             "peak_rss_growth_x": round(growth / len(value), 2)}
                 peaks[f"{where} {how}"] = growth
                 # linear: four times the bytes, about four times the time (quadratic: 16x)
-                assert seconds < 8 * small + 0.5, (where, how, small, seconds)
+                assert seconds < 8 * small + 0.1, (where, how, small, seconds)
                 conn.close()
     finally:
         latency.stop()
@@ -289,46 +289,60 @@ def test_fds_and_rss_stay_flat_over_10000_handoffs(make_cluster, figures):
         assert rss1 - rss0 < 2 * MiB
 
 
-def test_a_kill_storm_loses_only_the_killed_shard(make_cluster, figures):
-    c = make_cluster(None, workers=2, heartbeat_timeout=5)
+def test_a_kill_storm_loses_only_the_killed_shards(make_cluster, figures):
+    """kill -9 of worker-1 and worker-2 in turn, 6 times, under 12 reading clients:
+    worker-0's keys are all there with their values and are always answered; a read of
+    any key answers its value, nil (its shard came back empty) or CLUSTERDOWN (it is
+    down), never a value that was not written."""
+    c = make_cluster(None, workers=3, heartbeat_timeout=5)
     c.wait_ready()
-    expected = populate(c.port, 2000)
-    survivors = {k: v for k, v in expected.items() if ownerOf(k, 2) == 0}
+    expected = populate(c.port, 3000)
+    survivors = {k: v for k, v in expected.items() if ownerOf(k, 3) == 0}
+    keys = list(expected)
     stop = threading.Event()
     wrong: list[str] = []
     served = [0]
 
-    def reader():
+    def reader(offset):
         conn = None
         while not stop.is_set():
-            try:
-                conn = conn or Resp(c.port)
-                for key in list(expected)[:200]:
+            for key in keys[offset::12][:200]:
+                try:
+                    conn = conn or Resp(c.port)
                     got = conn.call("GET", key)
-                    if got is not None and got != expected[key]:
-                        wrong.append(f"{key}: {got!r}")  # a value never written
-                    served[0] += 1
-            except (Closed, ErrorReply, OSError):
-                conn = None  # its worker was killed, or the shard is down: expected
+                except ErrorReply as e:
+                    if key in survivors:
+                        wrong.append(f"{key}: -{e}")  # its shard never went down
+                    continue
+                except (Closed, OSError):
+                    conn = None  # the worker serving this connection was killed
+                    continue
+                if got is not None and got != expected[key]:
+                    wrong.append(f"{key}: {got!r}")  # a value never written
+                elif got is None and key in survivors:
+                    wrong.append(f"{key}: lost")
+                served[0] += 1
 
-    readers = [threading.Thread(target=reader, daemon=True) for _ in range(6)]
+    readers = [threading.Thread(target=reader, args=(i,), daemon=True) for i in range(12)]
     for t in readers:
         t.start()
     replaced = []
-    for _ in range(4):  # quick deaths in a row: restarts back off from 0.2 s, doubling
-        pid = c.pids()["worker-1"]
+    for kill in range(6):
+        node = f"worker-{1 + kill % 2}"
+        pid = c.pids()[node]
         start = time.monotonic()
         os.kill(pid, signal.SIGKILL)
-        c.wait_until(lambda st, pid=pid: any(p["node"] == "worker-1" and p["pid"] != pid
-                                             and p["state"] == "running"
-                                             for p in st["processes"]), 15, "replacement")
+        c.wait_until(lambda st, node=node, pid=pid: any(
+            p["node"] == node and p["pid"] != pid and p["state"] == "running"
+            for p in st["processes"]), 15, "replacement")
         replaced.append(time.monotonic() - start)
-        time.sleep(0.5)
+        time.sleep(0.3)
     stop.set()
     for t in readers:
         t.join(10)
     lost = missing(c.port, survivors)
-    figures.update(kills=4, reads=served[0], wrong_values=len(wrong),
+    figures.update(kills=6, clients=12, reads=served[0], wrong_values=len(wrong),
                    surviving_keys=len(survivors), surviving_keys_lost=len(lost),
                    replacement_median_s=round(statistics.median(replaced), 3))
-    assert wrong == [] and lost == []
+    assert wrong == [], wrong[:5]
+    assert lost == []
