@@ -36,7 +36,7 @@ from cluster.error import TimeoutError
 from cluster.failure import Failure
 from cluster.protocol import Factory, Protocol
 from cluster.rpc import FROZEN, HERE, NOBODY
-from cluster.store import commands, resp
+from cluster.store import commands, handoff, resp
 from cluster.store.keyspace import Keyspace
 from cluster.task import LoopingCall
 
@@ -47,8 +47,6 @@ SWEEP_INTERVAL = 0.1
 MAX_WAITING = 10_000
 RESUME_WAITING = 1_000
 BIG_VALUE = commands.BIG_VALUE  # a value this large travels and is written in pieces
-EXPORT_BYTES = 256 << 10  # a chunk of a moving shard: about this many bytes of data
-EXPORT_SCAN = 20_000  # keys looked at between two chunks, so a move never stalls the loop
 LINGER = 2.0  # after the last reply of a draining connection, seconds to wait for its EOF
 _SINGLE = commands.SINGLE_KEY
 _NIL = resp.NIL
@@ -770,53 +768,6 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
 }
 
 
-# -- moving shards ----------------------------------------------------------------------------
-
-def exportSlots(slots: set[int]) -> Any:
-    """Chunks ``[key, value, ms to live or -1, ...]`` of every key in ``slots`` (frozen
-    while this runs, so their keys stay put; others may come and go). A chunk holding a
-    big value is wrapped in ``rpc.Large``: it travels without the value being copied."""
-    count = _node().slots
-    keys = list(keyspace.data)
-    chunk: list = []
-    size = scanned = 0
-    big = False
-    for key in keys:
-        scanned += 1
-        if _crc32(key) % count in slots:
-            value = keyspace.get(key)
-            if value is not None:
-                left = keyspace.ttl(key)
-                chunk += (key, value, -1 if left is None else max(1, int(left * 1000)))
-                size += len(key) + len(value)
-                big = big or len(value) >= BIG_VALUE
-        if size >= EXPORT_BYTES or scanned >= EXPORT_SCAN:
-            yield rpc.Large(chunk) if big else chunk
-            chunk, size, scanned, big = [], 0, 0, False
-    if chunk:
-        yield rpc.Large(chunk) if big else chunk
-
-
-def importChunk(chunk: Any) -> None:
-    """Take a chunk another worker exported (checked: a bad one changes nothing)."""
-    if type(chunk) is not list or len(chunk) % 3:
-        raise TypeError("a shard chunk is a list of key, value, ttl triples")
-    for i in range(0, len(chunk), 3):
-        key, value, ttl = chunk[i:i + 3]
-        if type(key) is not bytes or type(value) is not bytes or type(ttl) is not int:
-            raise TypeError("a shard chunk holds bytes keys and values and int ttls")
-    for i in range(0, len(chunk), 3):
-        key, value, ttl = chunk[i:i + 3]
-        keyspace.set(key, value, None if ttl < 0 else ttl / 1000)
-
-
-def forgetSlots(slots: set[int]) -> None:
-    """Drop every key of ``slots`` (they are served elsewhere now)."""
-    count = _node().slots
-    for key in [k for k in keyspace.data if _crc32(k) % count in slots]:
-        keyspace.delete(key)
-
-
 class StoreFactory(Factory):
     protocol = RespStore
 
@@ -834,13 +785,13 @@ class StoreFactory(Factory):
 
     # the state hooks shard handoffs use (see worker.shardmove)
     def exportShard(self, slots: list[int]) -> Any:
-        return exportSlots(set(slots))
+        return handoff.exportSlots(keyspace, set(slots), _node().slotOf)
 
     def importShard(self, chunk: Any) -> None:
-        importChunk(chunk)
+        handoff.importChunk(keyspace, chunk)
 
     def forgetShard(self, slots: list[int]) -> None:
-        forgetSlots(set(slots))
+        handoff.forgetSlots(keyspace, set(slots), _node().slotOf)
 
 
 factory = StoreFactory()
