@@ -189,7 +189,8 @@ class RpcNode:
     batchLimit = 32  # items per message: beyond it a batch leaves at once
 
     def __init__(self, reactor: Any, node: str, directory: str, workers: int,
-                 slots: int = DEFAULT_SLOTS, timeout: float = DEFAULT_TIMEOUT) -> None:
+                 slots: int = DEFAULT_SLOTS, timeout: float = DEFAULT_TIMEOUT,
+                 successor: bool = False) -> None:
         self.reactor = reactor
         self.node = node
         self.workers = workers
@@ -203,7 +204,9 @@ class RpcNode:
         self.router = ZmqSocket(reactor, sock, self._fromCaller)
         self.me = _Peer(node, os.getpid(), self.endpoint)
         self.incarnations: dict[str, _Peer] = {self.endpoint: self.me}  # by endpoint
-        self.peers: dict[str, _Peer] = {node: self.me}  # who serves each node now
+        # who serves each node now; a successor serves its node only once announced
+        self.successor = successor
+        self.peers: dict[str, _Peer] = {} if successor else {node: self.me}
         self.epoch = 0  # of the supervisor's last announcement
         self.frozen: set[int] = set()
         self.assigned: dict[int, _Peer] = {}  # slot -> owner, ahead of the announcement
@@ -260,8 +263,10 @@ class RpcNode:
             self.epoch = epoch
         current = {node: self.incarnation(node, pid, endpoint)
                    for node, (pid, endpoint) in peers.items() if isinstance(endpoint, str)}
-        if self.node not in current and self.node != "supervisor":
+        if self.node not in current and self.node != "supervisor" and not self.successor:
             current[self.node] = self.me  # our own node, until someone else is named
+        if current.get(self.node) is self.me:
+            self.successor = False  # announced: from now on a process like any other
         alive = {id(p) for p in current.values()}
         for node, pid, endpoint in others or ():
             alive.add(id(self.incarnation(node, pid, endpoint)))
@@ -798,7 +803,8 @@ def startNode(reactor: Any, spec: dict[str, Any]) -> RpcNode:
     """Bind this cluster process's node (from the supervisor's spec), make it the one the
     module functions use, and close it when the reactor shuts down."""
     node = RpcNode(reactor, spec["node"], spec["rundir"], spec["workers"], spec["slots"],
-                   spec.get("rpc_timeout", DEFAULT_TIMEOUT)).start()
+                   spec.get("rpc_timeout", DEFAULT_TIMEOUT),
+                   bool(spec.get("successor"))).start()
     install(node)
     reactor.addSystemEventTrigger("after", "shutdown", node.close)
     return node

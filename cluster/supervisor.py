@@ -33,7 +33,7 @@ from cluster.child import BOOT_ERROR, stopReactor
 from cluster.children import BootFailed, Child, ChildDied, childArgv, describeExit
 from cluster.config import Config
 from cluster.control import ControlFactory
-from cluster.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred
+from cluster.defer import Deferred, DeferredList, deferLater, inlineCallbacks, maybeDeferred
 from cluster.error import TimeoutError
 from cluster.failure import Failure
 from cluster.rpc import RpcNode
@@ -42,7 +42,7 @@ from cluster.shards import moves, slotsOf
 log = logging.getLogger("cluster")
 
 QUICK_EXIT = 5.0  # a child that dies sooner than this after starting did not really start
-MOVE_ATTEMPTS = 3  # a resize's move is asked for this many times while its processes live
+MOVE_RETRY_AFTER = 0.5  # seconds between two attempts at a resize's move
 MAX_BACKOFF = 10.0
 CRASH_LOOP = 5  # quick failures in a row that count as a crash loop
 
@@ -197,8 +197,8 @@ class Supervisor:
         child = Child("worker", index, successor)
         child.handoffEnd = gatewayEnd
         try:
-            return self._spawn(child, {"index": index, "handoff_fd": workerEnd.fileno()},
-                               [workerEnd.fileno()])
+            return self._spawn(child, {"index": index, "handoff_fd": workerEnd.fileno(),
+                                       "successor": successor}, [workerEnd.fileno()])
         except SpawnFailed:
             gatewayEnd.close()
             raise
@@ -506,10 +506,15 @@ class Supervisor:
         self.reload().addErrback(lambda f: None)  # logged by the operation
 
     def handle_ttin(self) -> None:
-        self.grow().addErrback(lambda f: None)
+        self.grow().addErrback(self._operationFailed, "TTIN")
 
     def handle_ttou(self) -> None:
-        self.shrink().addErrback(lambda f: None)
+        self.shrink().addErrback(self._operationFailed, "TTOU")
+
+    @staticmethod
+    def _operationFailed(failure: Failure, name: str) -> None:
+        log.error("%s failed; the cluster goes on as it was: %s", name,
+                  failure.getErrorMessage())
 
     def stop(self, fast: bool = False) -> None:
         """Graceful (TERM to every child) or fast (QUIT) stop; the loop ends when the last
@@ -640,9 +645,14 @@ class Supervisor:
         when it reports them moved, fails (MoveFailed) if it reports a failure or exits."""
         self.nextMove += 1
         move = self.moves[self.nextMove] = _Move(source, [dest for dest, _ in plans])
+        # a move still unread at its deadline (its process was stopped) is refused, so it
+        # can never run after the supervisor gave up on it (time.monotonic is one clock
+        # for every process of a host)
+        deadline = time.monotonic() + self.config.rpc_timeout
         sent = source.channel is not None and source.channel.send(
-            ["move", {"id": self.nextMove, "retiring": retiring, "to": [
-                [dest.node, dest.pid, dest.rpcEndpoint, slots] for dest, slots in plans]}])
+            ["move", {"id": self.nextMove, "retiring": retiring, "deadline": deadline,
+                      "to": [[dest.node, dest.pid, dest.rpcEndpoint, slots]
+                             for dest, slots in plans]}])
         if not sent:
             self._moveOver(self.nextMove, f"{source.node} cannot be told to move its shards")
         return move.done
@@ -682,20 +692,22 @@ class Supervisor:
 
     @inlineCallbacks
     def _moveWithRetries(self, source: Child, plans: list[tuple[Child, list[int]]]) -> Any:
-        """A resize's move, asked again (at most twice) while every process in it lives:
-        only what was not handed over moves again. What cannot move is lost, as if the
-        process that failed had crashed."""
-        for attempt in range(MOVE_ATTEMPTS):
+        """A resize's move, asked again as long as every process in it lives: only what
+        was not handed over moves again, and a process that stays stuck is killed by
+        its heartbeat or ping. Only a death ends it early: what was not handed over is
+        then lost, as in any crash."""
+        while True:
             try:
                 yield self._move(source, plans)
                 return
             except MoveFailed as e:
                 alive = all(c in self.children for c in (source, *(d for d, _ in plans)))
-                if not alive or attempt == MOVE_ATTEMPTS - 1 or self.state == "stopping":
+                if not alive or self.state == "stopping":
                     log.error("a shard move failed for good; what it did not hand over is "
                               "lost: %s", e)
                     return
                 log.warning("a shard move failed, trying again: %s", e)
+                yield deferLater(self.reactor, MOVE_RETRY_AFTER, lambda: None)
 
     @inlineCallbacks
     def _grow(self) -> Any:
@@ -736,9 +748,18 @@ class Supervisor:
             log.info("%s (pid %d) asked to stop: starting its successor", child.node,
                      child.pid)
             self._queue(f"replace {child.node}", lambda: self._replace(child)).addErrback(
-                lambda f: self._askToStop(child))
+                self._cannotLeave, child)
         else:
             self._askToStop(child)
+
+    def _cannotLeave(self, failure: Failure, child: Child) -> None:
+        """No successor could take over from a worker asked to stop: as after a failed
+        reload, it keeps serving (its shards would be lost otherwise)."""
+        if self.state == "stopping" or child not in self.children:
+            return
+        log.error("%s keeps serving: no successor could take its shards: %s", child.node,
+                  failure.getErrorMessage())
+        child.channel.send(["stay"])
 
     def _replace(self, child: Child) -> Any:
         if self.serving.get(child.index) is not child:

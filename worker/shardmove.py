@@ -86,6 +86,10 @@ class ShardMover:
         Only slots served here move (a slot already handed over by an earlier attempt
         is left alone), so asking again after a failure is safe."""
         moveId = spec.get("id")
+        if time.monotonic() > spec.get("deadline", float("inf")):
+            log.warning("a move that came too late (the supervisor gave up on it): refused")
+            self.report(["moveFailed", moveId, "it came too late"])
+            return
         try:
             route = self.rpc.route
             plans = [(self.rpc.incarnation(node, pid, endpoint),
@@ -210,7 +214,11 @@ def _slots(slots: Any) -> list[int]:
 @rpc.expose("cluster.shard.begin")
 def _begin(moveId: int, slots: list[int]) -> None:
     mover = _current()
-    mover.incoming[moveId] = set(_slots(slots))
+    route = mover.rpc.route
+    serving = [s for s in _slots(slots) if route[s] is HERE or route[s] is FROZEN]
+    if serving:  # a move that should not be: never let it touch what is served here
+        raise ValueError(f"{len(serving)} of these slots are served here already")
+    mover.incoming[moveId] = set(slots)
     mover.forget(slots)  # a stale copy, should one be here, must not mix with the new
 
 

@@ -56,6 +56,7 @@ class Worker:
         self.fast = False
         self.handoffOpen = True
         self.leaving = False
+        self._leaveTimer: Any = None
         self.refusals = Episodes(log, "refused a connection: too few fds left (%s)", reactor)
         self._countFds()
         self.connections: weakref.WeakSet = weakref.WeakSet()  # transports still open
@@ -144,6 +145,12 @@ class Worker:
             self.rpc.setPeers(*msg[1:5])
         elif kind == "move":
             self.shards.move(msg[1])
+        elif kind == "moveAborted":
+            self.shards.aborted(msg[1])
+        elif kind == "stay":  # asked to stop, but no successor could take our shards
+            self.leaving = False
+            if self._leaveTimer is not None and self._leaveTimer.active():
+                self._leaveTimer.cancel()
         elif kind == "stop":
             self._stop()
         else:
@@ -171,7 +178,8 @@ class Worker:
         self.leaving = True
         log.info("asked to stop: waiting for a successor to take our shards")
         # should the supervisor never answer, stop anyway (our shards are lost then)
-        self.reactor.callLater(self.spec["graceful_timeout"] + 30, self._stop)
+        self._leaveTimer = self.reactor.callLater(self.spec["graceful_timeout"] + 30,
+                                                  self._stop)
 
     def drain(self) -> Deferred | None:
         """The 'before shutdown' step: finish what we have, within the graceful timeout."""
