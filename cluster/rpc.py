@@ -210,6 +210,7 @@ class RpcNode:
         self.epoch = 0  # of the supervisor's last announcement
         self.frozen: set[int] = set()
         self.assigned: dict[int, _Peer] = {}  # slot -> owner, ahead of the announcement
+        self.loading: dict[int, set[int]] = {}  # move id -> slots coming in (not served yet)
         self.routeVersion = 0  # bumped by every change of ``route``
         self.owners: list[str] = []  # slot -> node name
         self.route: list[Any] = []  # slot -> HERE, FROZEN, NOBODY or the owner's _Peer
@@ -227,6 +228,8 @@ class RpcNode:
         self.lastServed = 0.0  # when a call last arrived (monotonic)
         self.badMessages = Episodes(log, f"rpc {node}: dropped a %s", reactor)
         self.sendFailures = Episodes(log, f"rpc {node}: could not send %s", reactor)
+        self.notifyFailures = Episodes(log, f"rpc {node}: a notify failed: %s", reactor,
+                                       level=logging.ERROR)
         self._outbox: dict[Any, _Box] = {}  # peer, router identity or _LOCAL -> items
         self._streams: dict[Any, deque] = {}  # destination -> big items, boxes behind them
         self._flushCall: Any = None
@@ -301,6 +304,20 @@ class RpcNode:
             self.assigned[slot] = owner
         self.frozen.difference_update(slots)
         self._rebuildRoutes()
+
+    def loaded(self, moveId: int) -> set[int] | None:
+        """A move into this process is over (committed or called off): its slots, if it
+        was known; route listeners hear of it."""
+        slots = self.loading.pop(moveId, None)
+        if slots is not None:
+            self._rebuildRoutes()
+        return slots
+
+    def workerIncarnations(self) -> list[_Peer]:
+        """Every live worker process known here: those serving a node, those replaced
+        and finishing, and successors still loading their shards."""
+        return [p for p in self.incarnations.values()
+                if p.node.startswith("worker-") and not p.lost]
 
     def _rebuildRoutes(self) -> None:
         workers, slots = self.workers, self.slots
@@ -685,7 +702,7 @@ class RpcNode:
                 self._answer(replyTo, ["err", cid, "NoSuchMethod",
                                        f"{self.node} exposes no {method!r}", ""])
             else:
-                log.warning("rpc %s: notify for unknown method %r", self.node, method)
+                self._bad(f"notify for unknown method {method!r}")
             return
         self.served += 1
         self.lastServed = time.monotonic()
@@ -716,9 +733,8 @@ class RpcNode:
         self._answerPacked(replyTo, item)
 
     def _failed(self, cid: int | None, method: str, replyTo: Any, failure: Failure) -> None:
-        if cid is None:
-            log.error("rpc %s: notify %s failed:\n%s", self.node, method,
-                      failure.getTraceback())
+        if cid is None:  # nobody to tell: logged once per episode (the first in full)
+            self.notifyFailures.record(f"{method}: {failure.getTraceback()}")
             return
         exc = failure.value
         if isinstance(exc, RemoteError):  # relayed (a forwarded call): passed on as it came

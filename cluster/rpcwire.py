@@ -4,8 +4,9 @@ large for one message travels in parts.
 Decoding msgpack can cost far more memory than the message's size: one byte (``0x90``,
 an empty array) becomes a 56-byte Python list. So a message larger than ``SCAN_ABOVE``
 is first walked without building anything (``decodeCost``), and refused if decoding it
-would take more than ``DECODE_FACTOR`` times its size or nest deeper than ``MAX_DEPTH``;
-a smaller one costs at most a few MiB whatever it holds. Data such as keys and values
+would take more than ``DECODE_FACTOR`` times its size (for items of many MiB, twice their
+size plus ``DECODE_SLACK``) or nest deeper than ``MAX_DEPTH``; a smaller one costs at most
+a few MiB whatever it holds. Data such as keys and values
 costs a small multiple of its size and passes; floods of tiny containers do not.
 
 An item larger than ``PART_SIZE`` (a 64 MiB value, say) is cut into ``part`` items
@@ -27,6 +28,7 @@ import msgpack
 
 SCAN_ABOVE = 64 << 10  # messages up to this size decode at once: a few MiB at worst
 DECODE_FACTOR = 24  # a larger one may cost at most this many times its size to decode
+DECODE_SLACK = 192 << 20  # ... and a very large one at most twice its size plus this
 MAX_DEPTH = 64  # containers within containers
 PART_SIZE = 1 << 20  # an item larger than this travels in parts of this size
 BATCH_BYTES = 4 << 20  # a batch of items leaves once it holds this much
@@ -131,10 +133,18 @@ def decodeCost(data: bytes | bytearray | memoryview, limit: int,
     return total
 
 
+def decodeLimit(size: int) -> int:
+    """What decoding ``size`` bytes may cost: ``DECODE_FACTOR`` times the size, but for a
+    large (part-sent) item at most twice its size plus ``DECODE_SLACK``, so that even a
+    512 MiB item of tiny objects cannot take gigabytes; data (bytes values) costs about
+    its size and passes."""
+    return min(DECODE_FACTOR * size, 2 * size + DECODE_SLACK)
+
+
 def decode(payload: bytes | bytearray | memoryview) -> Any:
     """Decode one message or item within its bound (see the module docstring)."""
     if len(payload) > SCAN_ABOVE:
-        decodeCost(payload, DECODE_FACTOR * len(payload))
+        decodeCost(payload, decodeLimit(len(payload)))
     try:
         return msgpack.unpackb(payload, strict_map_key=False)
     except Exception as e:

@@ -21,5 +21,8 @@ def main(argv: list[str] | None = None) -> None:
 
     worker = Worker(reactor, spec, factory, socket.socket(fileno=spec["handoff_fd"]),
                     socket.socket(fileno=spec["control_fd"]), node)
-    worker.start()
+    try:
+        worker.start()  # the factory's startFactory runs here
+    except BaseException:
+        child.bootFailed(spec["control_fd"], f"cannot start the app {spec.get('target')!r}")
     reactor.run(installSignalHandlers=False)  # SIGINT is the supervisor's, TERM ours

@@ -55,7 +55,7 @@ class ShardMover:
         self.report = report
         self.retiring = False  # moving everything away before exiting: nothing to forget
         self.lastReport = 0.0
-        self.incoming: dict[int, set[int]] = {}  # move id -> slots being loaded here
+        self.incoming = node.loading  # move id -> slots being loaded here
         self._mine = self._owned()
         node.routeListeners.append(self._routesChanged)
         _mover = self
@@ -192,7 +192,7 @@ class ShardMover:
     def aborted(self, moveId: int) -> None:
         """A move into this process was called off (its old owner failed or died): what
         was loaded for it goes."""
-        slots = self.incoming.pop(moveId, None)
+        slots = self.rpc.loaded(moveId)
         if slots:
             self.forget(slots)
 
@@ -237,12 +237,12 @@ def _load(moveId: int, chunk: Any) -> Any:
 def _commit(moveId: int, slots: list[int]) -> bool:
     mover = _current()
     mover.rpc.assign(_slots(slots), mover.rpc.me)
-    mover.incoming.pop(moveId, None)
+    mover.rpc.loaded(moveId)
     return True
 
 
 @rpc.expose("cluster.shard.abort")
 def _abort(moveId: int, slots: list[int]) -> None:
     mover = _current()
-    mover.incoming.pop(moveId, None)
+    mover.rpc.loaded(moveId)
     mover.forget(_slots(slots))

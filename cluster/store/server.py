@@ -48,6 +48,11 @@ MAX_WAITING = 10_000
 RESUME_WAITING = 1_000
 BIG_VALUE = commands.BIG_VALUE  # a value this large travels and is written in pieces
 LINGER = 2.0  # after the last reply of a draining connection, seconds to wait for its EOF
+# big values one store.execMany may answer together (its reply is one RPC item, bounded
+# by rpcwire.MAX_ITEM); past it a GET answers this error instead
+MAX_BATCH_REPLY = 256 << 20
+_TOO_BIG = resp.error("ERR big values asked of one worker at once pass 256 MiB; ask for "
+                      "fewer at a time")
 _SINGLE = commands.SINGLE_KEY
 _NIL = resp.NIL
 _crc32 = zlib.crc32
@@ -183,8 +188,8 @@ def _execMany(requests: list[list[bytes]]) -> Any:
     if type(requests) is not list:
         raise TypeError("store.execMany takes a list of requests")
     out: list = [None] * len(requests)
-    big = [False]  # set when a reply is a big value: the RPC layer then sends it in parts
-    done = _runFrom(requests, out, 0, big)  # straight from the keyspace, never copied
+    big = [0]  # bytes of big values among the replies: the RPC layer then sends them in
+    done = _runFrom(requests, out, 0, big)  # parts straight from the keyspace, uncopied
     if isinstance(done, Deferred):
         return done.addCallback(lambda out: rpc.Large(out) if big[0] else out)
     return rpc.Large(out) if big[0] else out
@@ -215,7 +220,9 @@ def _runFrom(requests: list, out: list, start: int, big: list) -> Any:
                 out[i] = resp.error(f"ERR {type(e).__name__} running {args[0]!r}")
                 continue
             if type(answer) is list:
-                big[0] = True
+                big[0] += len(answer[1])
+                if big[0] > MAX_BATCH_REPLY:  # one reply item must stay within its bound
+                    out[i] = _TOO_BIG
         elif where is FROZEN:  # this one and the rest wait for the move to end
             pending = _forward(requests, out, forwards)
             pending.append(_nextRoutes().addCallback(
@@ -294,7 +301,8 @@ def _dbsize() -> int:
 
 @rpc.expose("store.flushall")
 def _flushall() -> Any:
-    if _node().frozen:  # a shard is moving out: flush once it has gone
+    node = _node()
+    if node.frozen or node.loading:  # a shard is moving out or in: flush once it is over
         return _nextRoutes().addCallback(lambda _: _flushall())
     keyspace.flush()
     return None
@@ -619,7 +627,12 @@ class RespStore(Protocol):
             lambda sizes: resp.integer(sum(sizes.values())))
 
     def flushall(self, args: list[bytes]) -> Any:
-        return rpc.broadcast("store.flushall").addCallback(lambda _: resp.OK)
+        # every worker process, those taking over a moving shard too: each flushes once
+        # no shard moves in or out of it, so nothing written before survives
+        node = self.node
+        return gatherFirst([node.callPeer(peer, "store.flushall", (), {})
+                            for peer in node.workerIncarnations()]).addCallback(
+            lambda _: resp.OK)
 
     def ping(self, args: list[bytes]) -> bytes:
         return resp.PONG if len(args) == 1 else resp.bulk(args[1])
