@@ -303,14 +303,23 @@ def populate(port: int, count: int, prefix: str = "data") -> dict[str, bytes]:
 
 
 def missing(port: int, expected: dict[str, bytes]) -> list[str]:
-    """The keys of ``expected`` not holding their value now."""
+    """The keys of ``expected`` not holding their value now (a batch whose connection a
+    draining worker closes between requests is asked again, as clients do)."""
+    keys = list(expected)
+    lost: list[str] = []
     conn = Resp(port)
     try:
-        keys = list(expected)
-        lost = []
         for start in range(0, len(keys), 500):
             batch = keys[start:start + 500]
-            got = conn.call("MGET", *batch)
+            for _ in range(10):
+                try:
+                    got = conn.call("MGET", *batch)
+                    break
+                except Closed:
+                    conn.close()
+                    conn = Resp(port)
+            else:
+                raise AssertionError("MGET: closed ten times in a row")
             lost += [k for k, v in zip(batch, got, strict=True) if v != expected[k]]
         return lost
     finally:

@@ -182,3 +182,54 @@ def test_a_worker_asked_to_stop_hands_its_shard_to_its_successor(make_cluster, f
     figures.update(keys=len(expected), keys_lost=len(lost))
     assert lost == []
     assert "asked to stop: starting its successor" in c.log()
+
+
+def test_flushall_during_a_move_leaves_nothing_behind(make_cluster, figures):
+    c = make_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
+    c.wait_ready()
+    expected = populate(c.port, 200_000)
+    reload = subprocess.Popen([sys.executable, "-m", "cluster", "reload", "--name", c.name],
+                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 20
+    while "moving" not in c.log():  # the first shard is on its way
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    conn = Resp(c.port, timeout=60)
+    assert conn.call("FLUSHALL") == b"OK"
+    right_after = len(expected) - len(missing(c.port, expected))
+    assert reload.wait(60) == 0, reload.stderr.read()
+    after_reload = len(expected) - len(missing(c.port, expected))
+    conn.close()  # its worker may have drained since: ask on a new connection
+    conn = Resp(c.port)
+    size = conn.call("DBSIZE")
+    conn.close()
+    figures.update(keys=len(expected), left_after_flushall=right_after,
+                   left_after_reload=after_reload, dbsize=size)
+    assert right_after == 0 and after_reload == 0 and size == 0
+
+
+def test_a_resize_whose_newcomer_stalls_keeps_every_key(make_cluster, figures):
+    """The newcomer stops (SIGSTOP) longer than an RPC timeout but less than the
+    heartbeat timeout: the moves to it fail and are asked again until it answers; no key
+    is lost (it used to be forgotten by its old owner once the map changed)."""
+    c = make_cluster(None, workers=2, heartbeat_timeout=20,
+                     extra=("--rpc-timeout", "1"))
+    c.wait_ready()
+    expected = populate(c.port, 50_000)
+    c.proc.send_signal(signal.SIGTTIN)
+    deadline = time.monotonic() + 20
+    while "moving" not in c.log():
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
+    newcomer = c.pids().get("worker-2")
+    os.kill(newcomer, signal.SIGSTOP)
+    time.sleep(4)
+    os.kill(newcomer, signal.SIGCONT)
+    st = c.wait_until(lambda st: st["workers"] == 3 and st["operation"] is None
+                      and all(p["state"] == "running" for p in st["processes"]), 30,
+                      "the resize")
+    lost = missing(c.port, expected)
+    figures.update(keys=len(expected), stalled_s=4, keys_lost=len(lost),
+                   retries=c.log().count("trying again"), workers=st["workers"])
+    assert lost == []
+    assert c.pids()["worker-2"] == newcomer  # nobody died
