@@ -2,17 +2,19 @@
 successor taking over, a resize, a worker leaving).
 
 The supervisor tells the old owner ``["move", {"id", "to": [[node, pid, endpoint,
-slots]], "retiring"}]``. The old owner freezes those slots (calls and commands for them
-wait), tells each new owner which slots are coming (so a change of routes meanwhile does
-not make it forget what it is loading), streams their state, chunk by chunk, from the
-app's ``exportShard(slots)``, which the new owner takes with ``importShard(chunk)``;
-then it commits: the new
-owner serves the slots from that moment, and the old one passes on whatever still
-reaches it (``RpcNode.assign``). It reports ``["moved", id, stats]`` or ``["moveFailed",
+slots]], "retiring", "deadline"}]``. The old owner freezes those of the slots it serves
+(calls and commands for them wait), tells each new owner which slots are coming (so a
+change of routes meanwhile does not make it forget what it is loading), streams their
+state, chunk by chunk, from the app's ``exportShard(slots)``, which the new owner takes
+with ``importShard(chunk)``; then it commits: the new owner serves the slots from that
+moment, and the old one passes on whatever still reaches it (``RpcNode.assign``). It
+reports ``["moving", id]`` now and then, then ``["moved", id, stats]`` or ``["moveFailed",
 id, why]``. A failure before the commit calls the move off: the new owner forgets what
-it loaded, the old one serves the slots again. A commit whose answer is lost is asked
-again until it is answered or the new owner is known dead, so the slots never have two
-owners.
+it loaded (told by the old owner, and again by the supervisor's ``moveAborted``), the
+old one serves the slots again. A commit whose answer is lost is asked again until it is
+answered or the new owner is known dead, so the slots never have two owners; a move
+that arrives after its deadline (its process was stopped meanwhile) is refused, and a
+new owner refuses a move of slots it already serves.
 
 Apps that keep state per shard provide three methods on their Factory (the default store
 does); an app without them moves no state, and a new owner of its shards starts empty:
@@ -55,7 +57,8 @@ class ShardMover:
         self.report = report
         self.retiring = False  # moving everything away before exiting: nothing to forget
         self.lastReport = 0.0
-        self.incoming = node.loading  # move id -> slots being loaded here
+        self.incoming = node.loading  # move id -> slots being loaded here (the node's own
+        # record, which the store reads too)
         self._mine = self._owned()
         node.routeListeners.append(self._routesChanged)
         _mover = self
