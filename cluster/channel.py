@@ -97,25 +97,47 @@ class Channel:
                 data, ancillary, flags, _ = recvmsg(MAX_MESSAGE, _ANCILLARY)
             except BlockingIOError:
                 return None
+            except ConnectionResetError as e:
+                # the peer closed with messages of ours unread; Linux reports that before
+                # the messages the peer sent us last (a boot error, say): read those first
+                return self._lastWords() or ConnectionLost(e)
             except OSError as e:
                 return ConnectionLost(e)
             fds = _fdsIn(ancillary)
             if not data and not fds:
                 return CONNECTION_DONE
-            if flags & _TRUNCATED:
-                self._drop(fds, f"truncated message ({len(data)} bytes, flags {flags:#x})")
-                continue
-            try:
-                msg = msgpack.unpackb(data)
-            except Exception as e:
-                self._drop(fds, f"undecodable message: {e}")
-                continue
-            try:
-                self.onMessage(msg, fds)
-            except Exception:
-                self._drop(fds, f"message its handler failed on:\n{traceback.format_exc()}")
+            self._deliver(data, fds, flags)
             if self.closed:
                 return None  # the handler closed us
+        return None
+
+    def _deliver(self, data: bytes, fds: list[int], flags: int) -> None:
+        """One message to the handler; a bad one (or one it fails on) is dropped, its fds
+        closed."""
+        if flags & _TRUNCATED:
+            self._drop(fds, f"truncated message ({len(data)} bytes, flags {flags:#x})")
+            return
+        try:
+            msg = msgpack.unpackb(data)
+        except Exception as e:
+            self._drop(fds, f"undecodable message: {e}")
+            return
+        try:
+            self.onMessage(msg, fds)
+        except Exception:
+            self._drop(fds, f"message its handler failed on:\n{traceback.format_exc()}")
+
+    def _lastWords(self) -> Any:
+        """After a reset: handle what is still queued; CONNECTION_DONE at its end."""
+        while not self.closed:
+            try:
+                data, ancillary, flags, _ = self.sock.recvmsg(MAX_MESSAGE, _ANCILLARY)
+            except OSError:
+                return None
+            fds = _fdsIn(ancillary)
+            if not data and not fds:
+                return CONNECTION_DONE
+            self._deliver(data, fds, flags)
         return None
 
     def drain(self) -> None:

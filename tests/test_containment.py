@@ -148,3 +148,24 @@ def test_a_deferred_fires_once_when_its_timeout_and_its_result_race(runner):
 
     run(runner, steps)
     assert len(outcomes) == 1
+
+
+def test_last_words_of_a_peer_that_closed_with_our_messages_unread_are_read(runner):
+    """Linux reports a reset before the messages a peer sent just before it closed with
+    ours unread (a child's boot error, say): the channel still hands them over."""
+    a, b = channel.pair()
+    seen = []
+    closed = []
+    receiving = Channel(a, runner.reactor, lambda msg, fds: seen.append(msg),
+                        closed.append).start()
+    receiving.send("never read by the peer")
+    peer = Channel(b, runner.reactor, lambda m, f: None)
+    assert peer.send("my last words")
+    peer.sock.close()  # closes with our message unread: the reset
+
+    async def steps(pause):
+        await pause()
+
+    run(runner, steps)
+    assert seen == ["my last words"]
+    assert closed  # and then the channel is over
