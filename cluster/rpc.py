@@ -36,7 +36,6 @@ import logging
 import os
 import time
 import traceback
-import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +47,8 @@ from cluster.defer import Deferred, ensureDeferred, fail, gatherFirst
 from cluster.error import TimeoutError
 from cluster.failure import Failure
 from cluster.logs import Episodes
+from cluster.membership import FROZEN, HERE, Membership
+from cluster.membership import Peer as _Peer
 from cluster.rpcwire import (
     BATCH_BYTES,
     PART_SIZE,
@@ -57,7 +58,7 @@ from cluster.rpcwire import (
     parts,
     segments,
 )
-from cluster.shards import DEFAULT_SLOTS, keyBytes, ownerOfSlot
+from cluster.shards import DEFAULT_SLOTS
 from cluster.zmqsocket import ZmqSocket, configure
 
 log = logging.getLogger("cluster")
@@ -128,20 +129,6 @@ def _ping() -> int:
 
 # -- the node --------------------------------------------------------------------------------
 
-class _Peer:
-    """One incarnation (one process) of a node: where it listens and what we await from it."""
-
-    def __init__(self, node: str, pid: int, endpoint: str | None) -> None:
-        self.node = node
-        self.pid = pid
-        self.endpoint = endpoint
-        self.dealer: ZmqSocket | None = None
-        self.lost = False
-
-    def __repr__(self) -> str:
-        return f"<{self.node} pid {self.pid}>"
-
-
 class _Call:
     __slots__ = ("deferred", "peer", "timer")
 
@@ -177,14 +164,11 @@ PARTS_IN_FLIGHT = 4  # part messages ZeroMQ may hold for one destination at a ti
 
 
 _LOCAL = object()  # reply address of items that never left this process
-HERE = True  # route of a slot this process serves
-FROZEN = None  # route of a slot whose state is moving: calls for it wait
-NOBODY = False  # route of a slot whose node is not up
 
 
-class RpcNode:
-    """This process's end of the RPC mesh: its ROUTER, its DEALERs, its pending calls,
-    and its view of who serves each node and slot."""
+class RpcNode(Membership):
+    """This process's end of the RPC mesh: its ROUTER, its DEALERs, its pending calls;
+    and (``Membership``) its view of who serves each node and slot."""
 
     batchLimit = 32  # items per message: beyond it a batch leaves at once
 
@@ -192,9 +176,6 @@ class RpcNode:
                  slots: int = DEFAULT_SLOTS, timeout: float = DEFAULT_TIMEOUT,
                  successor: bool = False) -> None:
         self.reactor = reactor
-        self.node = node
-        self.workers = workers
-        self.slots = slots
         self.timeout = timeout
         self.context = zmq.Context.instance()
         self.path = os.path.join(directory, f"rpc-{node}-{os.getpid()}.ipc")
@@ -202,19 +183,7 @@ class RpcNode:
         sock = configure(self.context.socket(zmq.ROUTER))
         sock.bind(self.endpoint)
         self.router = ZmqSocket(reactor, sock, self._fromCaller)
-        self.me = _Peer(node, os.getpid(), self.endpoint)
-        self.incarnations: dict[str, _Peer] = {self.endpoint: self.me}  # by endpoint
-        # who serves each node now; a successor serves its node only once announced
-        self.successor = successor
-        self.peers: dict[str, _Peer] = {} if successor else {node: self.me}
-        self.epoch = 0  # of the supervisor's last announcement
-        self.frozen: set[int] = set()
-        self.assigned: dict[int, _Peer] = {}  # slot -> owner, ahead of the announcement
-        self.loading: dict[int, set[int]] = {}  # move id -> slots coming in (not served yet)
-        self.routeVersion = 0  # bumped by every change of ``route``
-        self.owners: list[str] = []  # slot -> node name
-        self.route: list[Any] = []  # slot -> HERE, FROZEN, NOBODY or the owner's _Peer
-        self.routeListeners: list[Callable[[], Any]] = []
+        Membership.__init__(self, node, os.getpid(), self.endpoint, workers, slots, successor)
         self._heldCalls: list[tuple] = []  # callShard calls for frozen slots
         self.pending: dict[int, _Call] = {}
         self.subscribers: dict[str, list[Callable[[str, Any], Any]]] = {}
@@ -242,124 +211,10 @@ class RpcNode:
         self.router.start()
         return self
 
-    # -- membership and routes -------------------------------------------------------------
-
-    def incarnation(self, node: str, pid: int, endpoint: str) -> _Peer:
-        """The peer for the process ``pid`` listening at ``endpoint`` (one per process)."""
-        peer = self.incarnations.get(endpoint)
-        if peer is None or peer.pid != pid:
-            if peer is not None:
-                self._lose(peer, f"{peer.node} (pid {peer.pid}) is gone")
-            peer = self.incarnations[endpoint] = _Peer(node, pid, endpoint)
-        return peer
-
-    def setPeers(self, peers: dict[str, Any], workers: int | None = None,
-                 epoch: int | None = None, others: list | None = None) -> None:
-        """The supervisor's word on who serves each node: ``{node: [pid, endpoint]}``,
-        the worker count, the announcement's epoch, and ``[[node, pid, endpoint]]`` of
-        every other live process (replaced ones finishing their work, successors not yet
-        serving). An incarnation in neither has exited: the calls pending on it fail
-        with NodeLost."""
-        if workers is not None:
-            self.workers = workers
-        if epoch is not None:
-            self.epoch = epoch
-        current = {node: self.incarnation(node, pid, endpoint)
-                   for node, (pid, endpoint) in peers.items() if isinstance(endpoint, str)}
-        if self.node not in current and self.node != "supervisor" and not self.successor:
-            current[self.node] = self.me  # our own node, until someone else is named
-        if current.get(self.node) is self.me:
-            self.successor = False  # announced: from now on a process like any other
-        alive = {id(p) for p in current.values()}
-        for node, pid, endpoint in others or ():
-            alive.add(id(self.incarnation(node, pid, endpoint)))
-        for endpoint, peer in list(self.incarnations.items()):
-            if peer is not self.me and id(peer) not in alive:
-                self._lose(peer, f"{peer.node} (pid {peer.pid}) is gone")
-                del self.incarnations[endpoint]
-        self.peers = current
-        self._rebuildRoutes()
-
-    def forget(self, endpoint: str) -> None:
-        """The process at ``endpoint`` is gone (for nodes that track processes themselves,
-        such as the supervisor's)."""
-        peer = self.incarnations.pop(endpoint, None)
-        if peer is not None and peer is not self.me:
-            self._lose(peer, f"{peer.node} (pid {peer.pid}) is gone")
-
-    def freeze(self, slots: list[int]) -> None:
-        """Their state is moving away: calls for them wait (see ``thaw``/``assign``)."""
-        self.frozen.update(slots)
-        self._rebuildRoutes()
-
-    def thaw(self, slots: list[int]) -> None:
-        """The move was called off: serve them again."""
-        self.frozen.difference_update(slots)
-        self._rebuildRoutes()
-
-    def assign(self, slots: list[int], owner: _Peer) -> None:
-        """``owner`` serves ``slots`` from now on (a handoff of them is done), whatever
-        the announced map says, until it says the same (or ``owner`` is gone)."""
-        for slot in slots:
-            self.assigned[slot] = owner
-        self.frozen.difference_update(slots)
-        self._rebuildRoutes()
-
-    def loaded(self, moveId: int) -> set[int] | None:
-        """A move into this process is over (committed or called off): its slots, if it
-        was known; route listeners hear of it."""
-        slots = self.loading.pop(moveId, None)
-        if slots is not None:
-            self._rebuildRoutes()
-        return slots
-
-    def workerIncarnations(self) -> list[_Peer]:
-        """Every live worker process known here: those serving a node, those replaced
-        and finishing, and successors still loading their shards."""
-        return [p for p in self.incarnations.values()
-                if p.node.startswith("worker-") and not p.lost]
-
-    def _rebuildRoutes(self) -> None:
-        workers, slots = self.workers, self.slots
-        names = [f"worker-{i}" for i in range(workers)]
-        owners = [names[ownerOfSlot(s, workers, slots)] for s in range(slots)]
-        assigned = self.assigned
-        for slot, peer in list(assigned.items()):
-            if peer.lost or self.peers.get(owners[slot]) is peer:
-                del assigned[slot]  # the announced map caught up (or the owner died)
-        route: list[Any] = []
-        for slot, name in enumerate(owners):
-            peer = assigned.get(slot) or self.peers.get(name)
-            if peer is not None:
-                owners[slot] = peer.node
-            if slot in self.frozen:
-                route.append(FROZEN)
-            elif peer is None or peer.lost:
-                route.append(NOBODY)
-            else:
-                route.append(HERE if peer is self.me else peer)
-        self.owners, self.route = owners, route
-        self.allHere = all(where is HERE for where in route)  # one worker: no lookups
-        self.routeVersion += 1
+    def _routesRebuilt(self) -> None:
         held, self._heldCalls = self._heldCalls, []
         for args in held:
             self._serve(*args)
-        for listener in list(self.routeListeners):
-            try:
-                listener()
-            except Exception:
-                log.error("rpc %s: route listener failed:\n%s", self.node,
-                          traceback.format_exc())
-
-    def slotOf(self, key: Any) -> int:
-        return zlib.crc32(key if type(key) is bytes else keyBytes(key)) % self.slots
-
-    def nodes(self) -> list[str]:
-        return [f"worker-{i}" for i in range(self.workers)]
-
-    def shardOf(self, key: Any) -> str:
-        """The node owning ``key``'s slot."""
-        return self.owners[self.slotOf(key)]
 
     def _lose(self, peer: _Peer, why: str) -> None:
         peer.lost = True

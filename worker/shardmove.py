@@ -37,7 +37,8 @@ from cluster import rpc
 from cluster.defer import Deferred, DeferredList, inlineCallbacks
 from cluster.error import TimeoutError
 from cluster.failure import Failure
-from cluster.rpc import FROZEN, HERE, RpcNode
+from cluster.membership import FROZEN, HERE
+from cluster.rpc import RpcNode
 
 log = logging.getLogger("cluster")
 

@@ -34,8 +34,8 @@ from cluster import rpc
 from cluster.defer import Deferred, gatherFirst, succeed
 from cluster.error import TimeoutError
 from cluster.failure import Failure
+from cluster.membership import FROZEN, HERE, NOBODY
 from cluster.protocol import Factory, Protocol
-from cluster.rpc import FROZEN, HERE, NOBODY
 from cluster.store import commands, handoff, resp
 from cluster.store.keyspace import Keyspace
 from cluster.task import LoopingCall
