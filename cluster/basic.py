@@ -44,13 +44,25 @@ class LineReceiver(Protocol, _PauseableMixin):
     line_mode = 1
     _buffer = b""
     _busyReceiving = False
+    _unprocessed: tuple | None = None  # while delivering: (lines, index of next, rest)
     delimiter = b"\r\n"
     MAX_LENGTH = 16384
 
     def clearLineBuffer(self) -> bytes:
-        """Drop and return whatever is buffered."""
-        b, self._buffer = self._buffer, b""
+        """Drop and return whatever is buffered, delimiters included; called from
+        ``lineReceived``, that is the rest of the data after the current line, and no
+        further line of it is delivered (as Twisted does)."""
+        b = self._rest() + self._buffer
+        self._buffer = b""
+        self._unprocessed = None
         return b
+
+    def _rest(self) -> bytes:
+        """The lines after the one being delivered, and the partial line after them."""
+        if self._unprocessed is None:
+            return b""
+        lines, following, rest = self._unprocessed
+        return self.delimiter.join([*lines[following:], rest])
 
     def dataReceived(self, data: bytes) -> Any:
         if self._busyReceiving:
@@ -72,10 +84,17 @@ class LineReceiver(Protocol, _PauseableMixin):
                 rest = lines.pop()
                 self._buffer = b""
                 for i, line in enumerate(lines):
+                    self._unprocessed = (lines, i + 1, rest)
                     if len(line) > self.MAX_LENGTH:
+                        exceeded = line + delimiter + self._rest() + self._buffer
                         self._buffer = b""
-                        return self.lineLengthExceeded(line)
+                        self._unprocessed = None
+                        return self.lineLengthExceeded(exceeded)
                     why = self.lineReceived(line)
+                    if self._unprocessed is None:  # lineReceived cleared the buffer
+                        if why:
+                            return why
+                        break
                     transport = self.transport
                     if (
                         why
@@ -84,11 +103,13 @@ class LineReceiver(Protocol, _PauseableMixin):
                         or not self.line_mode
                         or self.delimiter != delimiter
                     ):
-                        self._buffer = delimiter.join(lines[i + 1:] + [rest]) + self._buffer
+                        self._buffer = self._rest() + self._buffer
+                        self._unprocessed = None
                         if why or (transport is not None and transport.disconnecting):
                             return why
                         break
                 else:
+                    self._unprocessed = None
                     if self._buffer:  # more arrived while we were delivering
                         self._buffer = rest + self._buffer
                         continue

@@ -52,6 +52,17 @@ class FirstError(Exception):
     def __str__(self) -> str:
         return f"FirstError[#{self.index}, {self.subFailure!r}]"
 
+    def __eq__(self, other: object) -> bool:
+        """Equal by ``(subFailure, index)``, as Twisted's; a tuple compares the same way."""
+        if isinstance(other, FirstError):
+            return (self.subFailure, self.index) == (other.subFailure, other.index)
+        if isinstance(other, tuple):
+            return (self.subFailure, self.index) == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((id(self.subFailure), self.index))
+
 
 class _DebugInfo:
     """Holds the Failure a chain ended on; logs it if still unhandled when collected."""
@@ -101,16 +112,18 @@ class Deferred:
         self,
         callback: Callable[..., Any],
         errback: Callable[..., Any] | None = None,
-        callbackArgs: tuple = (),
+        callbackArgs: tuple | None = None,
         callbackKeywords: dict | None = None,
-        errbackArgs: tuple = (),
+        errbackArgs: tuple | None = None,
         errbackKeywords: dict | None = None,
     ) -> Deferred:
-        """Add a callback and an errback at the same position in the chain; return self."""
+        """Add a callback and an errback at the same position in the chain; return self.
+        ``None`` for any of the arguments means none (as in Twisted)."""
         if errback is None:
             errback = passthru
         self.callbacks.append(
-            ((callback, callbackArgs, callbackKeywords), (errback, errbackArgs, errbackKeywords))
+            ((callback, callbackArgs or (), callbackKeywords),
+             (errback, errbackArgs or (), errbackKeywords))
         )
         if self.called:
             self._runCallbacks()
@@ -229,6 +242,7 @@ class Deferred:
             raise AlreadyCalledError(f"{self!r} was already fired")
         self.called = True
         self.result = result
+        self._canceller = None  # fired: nothing to cancel, and no cycle through it
         self._runCallbacks()
 
     def _runCallbacks(self) -> None:
@@ -386,8 +400,14 @@ class DeferredList(Deferred):
 
 
 def _cancelDeferredList(dl: Deferred) -> None:
+    """Cancel every Deferred of the list; one whose canceller raises is logged, and the
+    others are cancelled all the same."""
     for d in dl._deferredList:  # type: ignore[attr-defined]
-        d.cancel()
+        try:
+            d.cancel()
+        except Exception:
+            log.error("Exception raised from user supplied canceller:\n%s",
+                      Failure().getTraceback())
 
 
 def gatherResults(deferredList: Iterable[Deferred], consumeErrors: bool = False) -> Deferred:

@@ -100,8 +100,24 @@ def test_custom_line_length_exceeded():
     p = Lenient()
     t = connect(p)
     p.dataReceived(b"0123456789\r\nok\r\n")
-    assert p.exceeded == [b"0123456789"]
+    # as Twisted documents: the over-long line, then the rest of the buffer
+    assert p.exceeded == [b"0123456789\r\nok\r\n"]
     assert not t.disconnecting
+
+
+def test_clear_line_buffer_from_line_received_returns_the_rest_and_stops_delivery():
+    class Clearing(Lines):
+        def lineReceived(self, line):
+            self.lines.append(line)
+            self.rest = self.clearLineBuffer()
+
+    p = Clearing()
+    connect(p)
+    p.dataReceived(b"foo\r\nbar\r\nbaz")
+    assert p.lines == [b"foo"]  # bar is never delivered: it was handed back
+    assert p.rest == b"bar\r\nbaz"
+    p.dataReceived(b"quux\r\n")  # the cleared bytes are really gone
+    assert p.lines == [b"foo", b"quux"] and p.rest == b""
 
 
 def test_line_received_stops_after_lose_connection():

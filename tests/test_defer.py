@@ -488,3 +488,84 @@ def test_cancel_of_a_coroutine_that_catches_and_raises_fires_once_with_its_error
     assert result_of(d).check(ValueError)
     with pytest.raises(AlreadyCalledError):
         d.callback(None)  # it did fire, exactly once
+
+
+# -- as Twisted does, where ported code notices ----------------------------------------------
+
+def test_add_callbacks_takes_none_for_no_extra_arguments():
+    seen = []
+    d = Deferred()
+    d.addCallbacks(lambda r: seen.append(r), lambda f: seen.append(f), callbackArgs=None,
+                   callbackKeywords=None, errbackArgs=None, errbackKeywords=None)
+    d.callback("value")
+    assert seen == ["value"]
+    e = Deferred()
+    e.addCallbacks(lambda r: r, lambda f: seen.append(f.value), None, None, None, None)
+    e.errback(ValueError("x"))
+    assert isinstance(seen[-1], ValueError)
+
+
+def test_a_canceller_that_raises_is_logged_and_the_others_are_still_cancelled(caplog):
+    def bad(d):
+        raise RuntimeError("canceller bug")
+
+    first, second, third = Deferred(bad), Deferred(), Deferred()
+    dl = DeferredList([first, second, third], consumeErrors=True)
+    dl.addErrback(lambda f: None)  # the first never fires: the list is cancelled itself
+    dl.cancel()
+    assert second.called and third.called  # cancelled despite the first's canceller
+    assert "canceller bug" in caplog.text
+    gathered = gatherResults([Deferred(bad), Deferred()], consumeErrors=True)
+    gathered.addErrback(lambda f: None)
+    gathered.cancel()
+    assert "canceller bug" in caplog.text
+
+
+def test_a_fired_deferred_drops_its_canceller_so_a_cycle_frees_by_refcount():
+    import weakref
+
+    class Holder:
+        def cancel(self, d):
+            pass
+
+    gc.disable()
+    try:
+        holder = Holder()
+        d = Deferred(holder.cancel)  # canceller -> holder, holder -> d: a cycle
+        holder.d = d
+        gone = weakref.ref(d)
+        d.callback(None)
+        del d, holder
+        assert gone() is None  # freed without the cyclic GC
+    finally:
+        gc.enable()
+
+
+def test_coroutine_and_inline_callbacks_deferreds_are_freed_once_fired_without_gc():
+    import weakref
+
+    gc.disable()
+    try:
+        box = {"waiting": Deferred()}
+
+        async def work():
+            return await box["waiting"]
+
+        @inlineCallbacks
+        def inline():
+            value = yield box["waiting"]
+            return value
+
+        refs = [weakref.ref(ensureDeferred(work())), weakref.ref(inline())]
+        box.pop("waiting").callback(1)
+        assert [r() for r in refs] == [None, None]
+    finally:
+        gc.enable()
+
+
+def test_first_error_compares_by_its_sub_failure_and_index():
+    failure = Failure(ValueError("x"))
+    assert FirstError(failure, 1) == FirstError(failure, 1)
+    assert FirstError(failure, 1) != FirstError(failure, 2)
+    assert FirstError(failure, 1) != FirstError(Failure(ValueError("x")), 1)
+    assert FirstError(failure, 1) == (failure, 1)
