@@ -27,7 +27,8 @@ from cluster.failure import Failure
 __all__ = [
     "Deferred", "succeed", "fail", "maybeDeferred", "DeferredList", "gatherResults",
     "inlineCallbacks", "returnValue", "ensureDeferred", "deferLater", "AlreadyCalledError",
-    "CancelledError", "FirstError", "TimeoutError",
+    "CancelledError", "FirstError", "TimeoutError", "DeferredLock", "DeferredSemaphore",
+    "DeferredQueue", "QueueOverflow", "QueueUnderflow",
 ]
 
 log = logging.getLogger("cluster")
@@ -544,3 +545,14 @@ def ensureDeferred(coro: Awaitable[Any] | Deferred) -> Deferred:
     driver = _Driver(coro)
     driver.step()
     return driver.deferred
+
+
+# The coordination primitives live in their own module and are Twisted's names here too;
+# imported last, since they are built on what this module defines.
+from cluster.locks import (  # noqa: E402
+    DeferredLock,
+    DeferredQueue,
+    DeferredSemaphore,
+    QueueOverflow,
+    QueueUnderflow,
+)

@@ -1,35 +1,67 @@
-"""``LoopingCall``: call a function every N seconds, as Twisted's ``task.LoopingCall``."""
+"""Twisted's ``twisted.internet.task`` on this reactor: ``LoopingCall`` (call a function
+every N seconds), ``deferLater``, ``react`` (run a main function and exit with its
+outcome) and ``Cooperator``/``coiterate`` (run iterators a slice at a time, so long work
+shares the loop)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
 
-from cluster.defer import Deferred
+from cluster.defer import CancelledError, Deferred, deferLater, maybeDeferred
+from cluster.failure import Failure
+
+__all__ = ["LoopingCall", "deferLater", "react", "coiterate", "Cooperator", "CooperativeTask"]
+
+
+def _defaultClock() -> Any:
+    from cluster.reactor import reactor
+
+    return reactor
 
 
 class LoopingCall:
     """Calls ``f(*a, **kw)`` every ``interval`` seconds on ``clock`` (the reactor unless
-    set) from ``start`` until ``stop``; the Deferred ``start`` returns fires on ``stop``
-    (or fails with what ``f`` raised, which also ends the loop)."""
+    set) from ``start`` until ``stop``. Calls keep to the schedule set at ``start`` (no
+    drift); intervals missed while the loop was busy are skipped (``withCount`` tells
+    how many). If ``f`` returns a Deferred, the next call waits for it. The Deferred
+    ``start`` returns fires with the LoopingCall on ``stop``, or fails with what ``f``
+    raised or its Deferred failed with, which also ends the loop."""
 
     def __init__(self, f: Callable[..., Any], *a: Any, **kw: Any) -> None:
         self.f, self.a, self.kw = f, a, kw
         self.running = False
         self.interval: float | None = None
         self.clock: Any = None
-        self._call: Any = None
+        self.call: Any = None  # the DelayedCall of the next run
         self._deferred: Deferred | None = None
+        self._started = 0.0
+        self._lastTick = 0  # the interval number of the last call
+        self._count: Callable[[int], Any] | None = None
+
+    @classmethod
+    def withCount(cls, countCallable: Callable[[int], Any]) -> LoopingCall:
+        """A LoopingCall that calls ``countCallable(n)``: ``n`` is the number of
+        intervals since the last call (more than 1 when the loop was too busy to keep
+        the schedule)."""
+        self = cls(countCallable)
+        self._count = countCallable
+        return self
 
     def start(self, interval: float, now: bool = True) -> Deferred:
+        """Begin: the first call at once (``now``) or after one interval."""
         if self.running:
             raise RuntimeError("LoopingCall is already running")
+        if interval < 0:
+            raise ValueError("interval must be >= 0")
         if self.clock is None:
-            from cluster.reactor import reactor
-
-            self.clock = reactor
+            self.clock = _defaultClock()
         self.running = True
         self.interval = interval
+        self._started = self.clock.seconds()
+        self._lastTick = 0
         d = self._deferred = Deferred()
         if now:
             self()
@@ -38,26 +70,225 @@ class LoopingCall:
         return d
 
     def stop(self) -> None:
+        """End the loop; the Deferred ``start`` returned fires."""
         if not self.running:
             raise RuntimeError("LoopingCall is not running")
         self.running = False
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        self._call = None
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self.call = None
         d, self._deferred = self._deferred, None
         d.callback(self)
 
+    def reset(self) -> None:
+        """Start the schedule again from now."""
+        if not self.running:
+            raise RuntimeError("LoopingCall is not running")
+        if self.call is not None and self.call.active():
+            self.call.cancel()
+        self._started = self.clock.seconds()
+        self._lastTick = 0
+        self._schedule()
+
     def __call__(self) -> None:
-        self._call = None
-        try:
-            self.f(*self.a, **self.kw)
-        except Exception:
-            self.running = False
-            d, self._deferred = self._deferred, None
-            d.errback()
-            return
+        self.call = None
+        if self._count is not None:
+            tick = self._tickNow()
+            result = maybeDeferred(self._count, max(1, tick - self._lastTick))
+            self._lastTick = tick
+        else:
+            self._lastTick = self._tickNow()
+            result = maybeDeferred(self.f, *self.a, **self.kw)
+        result.addCallbacks(self._done, self._failed)
+
+    def _tickNow(self) -> int:
+        if not self.interval:
+            return self._lastTick + 1
+        return int((self.clock.seconds() - self._started) / self.interval + 1e-9)
+
+    def _done(self, _: Any) -> None:
         if self.running:
             self._schedule()
 
+    def _failed(self, failure: Failure) -> None:
+        self.running = False
+        d, self._deferred = self._deferred, None
+        if d is not None:
+            d.errback(failure)
+
     def _schedule(self) -> None:
-        self._call = self.clock.callLater(self.interval, self)
+        if not self.interval:
+            self.call = self.clock.callLater(0, self)
+            return
+        nextTick = max(self._tickNow(), self._lastTick) + 1
+        delay = self._started + nextTick * self.interval - self.clock.seconds()
+        self.call = self.clock.callLater(max(0.0, delay), self)
+
+
+def react(main: Callable[..., Any], argv: tuple | list = (), _reactor: Any = None) -> NoReturn:
+    """Run the reactor, call ``main(reactor, *argv)`` and stop once the Deferred it
+    returns fires; then exit: status 0 on success, the code of a SystemExit it failed
+    with, 1 (after logging the failure) on any other error."""
+    reactor = _reactor if _reactor is not None else _defaultClock()
+    outcome: list = []
+
+    def finish(result: Any) -> None:
+        outcome.append(result)
+        if reactor.running:
+            reactor.stop()
+
+    def begin() -> None:
+        maybeDeferred(main, reactor, *argv).addBoth(finish)
+
+    reactor.callWhenRunning(begin)
+    reactor.run()
+    result = outcome[0] if outcome else None
+    if isinstance(result, Failure):
+        if result.check(SystemExit):
+            sys.exit(result.value.code)
+        if not result.check(CancelledError):
+            import logging
+
+            logging.getLogger("cluster").error("main function failed:\n%s",
+                                               result.getTraceback())
+        sys.exit(1)
+    sys.exit(0)
+
+
+class CooperativeTask:
+    """An iterator run by a ``Cooperator``: ``whenDone()``, ``pause``, ``resume``,
+    ``stop``."""
+
+    def __init__(self, iterator: Iterator[Any], cooperator: Cooperator) -> None:
+        self._iterator = iterator
+        self._cooperator = cooperator
+        self._waiters: list[Deferred] = []
+        self._pauses = 0
+        self._waitingOn: Deferred | None = None
+        self._outcome: Any = None  # the iterator, once done: or a Failure
+        self.done = False
+
+    def whenDone(self) -> Deferred:
+        """Fires with the iterator once it is exhausted; fails if it raised or a Deferred
+        it yielded failed, or with CancelledError if stopped."""
+        d = Deferred()
+        if self.done:
+            self._fire(d)
+        else:
+            self._waiters.append(d)
+        return d
+
+    def pause(self) -> None:
+        self._pauses += 1
+        self._cooperator._retire(self)
+
+    def resume(self) -> None:
+        if self._pauses == 0:
+            raise RuntimeError("resume of a task that is not paused")
+        self._pauses -= 1
+        if not self._pauses and self._waitingOn is None and not self.done:
+            self._cooperator._admit(self)
+
+    def stop(self) -> None:
+        """No more steps: ``whenDone`` fails with CancelledError."""
+        if not self.done:
+            self._finish(Failure(CancelledError()))
+
+    def _step(self) -> None:
+        try:
+            result = next(self._iterator)
+        except StopIteration:
+            self._finish(self._iterator)
+            return
+        except Exception:
+            self._finish(Failure())
+            return
+        if isinstance(result, Deferred):  # wait for it before the next step
+            self._waitingOn = result
+            self._cooperator._retire(self)
+            result.addCallbacks(self._resumeAfter, self._failedAfter)
+
+    def _resumeAfter(self, _: Any) -> None:
+        self._waitingOn = None
+        if not self._pauses and not self.done:
+            self._cooperator._admit(self)
+
+    def _failedAfter(self, failure: Failure) -> None:
+        self._waitingOn = None
+        if not self.done:
+            self._finish(failure)
+
+    def _finish(self, outcome: Any) -> None:
+        self.done = True
+        self._outcome = outcome
+        self._cooperator._retire(self)
+        waiters, self._waiters = self._waiters, []
+        for d in waiters:
+            self._fire(d)
+
+    def _fire(self, d: Deferred) -> None:
+        if isinstance(self._outcome, Failure):
+            d.errback(self._outcome)
+        else:
+            d.callback(self._outcome)
+
+
+class Cooperator:
+    """Runs iterators one step at a time, in turns, for up to ``slice`` seconds per
+    reactor iteration, so that long work never stalls the loop."""
+
+    def __init__(self, slice: float = 0.01, clock: Any = None) -> None:
+        self.slice = slice
+        self.clock = clock
+        self._tasks: list[CooperativeTask] = []
+        self._call: Any = None
+        self.running = True
+
+    def cooperate(self, iterator: Iterator[Any]) -> CooperativeTask:
+        """Run ``iterator`` a step at a time with the others."""
+        task = CooperativeTask(iter(iterator), self)
+        self._admit(task)
+        return task
+
+    def coiterate(self, iterator: Iterator[Any]) -> Deferred:
+        """Run ``iterator``; the Deferred fires with it once it is exhausted."""
+        return self.cooperate(iterator).whenDone()
+
+    def stop(self) -> None:
+        """Stop every task (their ``whenDone`` fail with CancelledError)."""
+        self.running = False
+        for task in list(self._tasks):
+            task.stop()
+
+    def _admit(self, task: CooperativeTask) -> None:
+        if task not in self._tasks:
+            self._tasks.append(task)
+        self._wake()
+
+    def _retire(self, task: CooperativeTask) -> None:
+        if task in self._tasks:
+            self._tasks.remove(task)
+
+    def _wake(self) -> None:
+        if self._call is None and self._tasks and self.running:
+            if self.clock is None:
+                self.clock = _defaultClock()
+            self._call = self.clock.callLater(0, self._tick)
+
+    def _tick(self) -> None:
+        self._call = None
+        deadline = time.monotonic() + self.slice
+        while self._tasks and time.monotonic() < deadline:
+            for task in list(self._tasks):
+                if task in self._tasks:
+                    task._step()
+        self._wake()
+
+
+_cooperator = Cooperator()
+
+
+def coiterate(iterator: Iterator[Any]) -> Deferred:
+    """Run ``iterator`` a step at a time on the reactor, sharing the loop; the Deferred
+    fires with the iterator once it is exhausted."""
+    return _cooperator.coiterate(iterator)
