@@ -102,6 +102,8 @@ class Reactor(TimerQueue):
         self._waker = _Waker()
         self._internal = {self._waker.fileno()}
         self.addReader(self._waker)
+        self._threadPool: Any = None
+        self._threadPoolSize = 10
 
     # -- descriptors -----------------------------------------------------------------------
 
@@ -312,6 +314,34 @@ class Reactor(TimerQueue):
         """Call ``f`` in the reactor thread soon; safe from any thread or signal handler."""
         self._threadCalls.append((f, args, kw))
         self._waker.wake()
+
+    # -- threads ---------------------------------------------------------------------------
+
+    def getThreadPool(self) -> Any:
+        """The reactor's thread pool (a ``cluster.threads.ThreadPool``), made on first use
+        and stopped, its threads joined, when the reactor shuts down."""
+        if self._threadPool is None:
+            from cluster.threads import ThreadPool
+
+            self._threadPool = ThreadPool(0, self._threadPoolSize, "reactor")
+            self._threadPool.start()
+            self.addSystemEventTrigger("during", "shutdown", self._stopThreadPool)
+        return self._threadPool
+
+    def callInThread(self, f: Callable[..., Any], *args: Any, **kw: Any) -> None:
+        """Run ``f`` in the thread pool (its result is dropped; an exception logged)."""
+        self.getThreadPool().callInThread(f, *args, **kw)
+
+    def suggestThreadPoolSize(self, size: int) -> None:
+        """At most ``size`` threads in the pool."""
+        self._threadPoolSize = size
+        if self._threadPool is not None:
+            self._threadPool.adjustPoolsize(maxthreads=size)
+
+    def _stopThreadPool(self) -> None:
+        pool, self._threadPool = self._threadPool, None
+        if pool is not None:
+            pool.stop()
 
     # -- system events ---------------------------------------------------------------------
 
