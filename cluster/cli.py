@@ -57,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                  "route": args.route, "name": args.name,
                  "graceful_timeout": args.graceful_timeout,
                  "heartbeat_timeout": args.heartbeat_timeout, "log_level": args.log_level,
-                 "rpc_timeout": args.rpc_timeout}
+                 "rpc_timeout": args.rpc_timeout, "udp": args.udp}
     try:
         cfg = configmod.load(args.config, overrides)
     except (ValueError, OSError) as e:
@@ -140,6 +140,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--rpc-timeout", type=float,
                      help="seconds before an RPC call fails with TimeoutError (default 10)")
     run.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    run.add_argument("--udp", type=int, metavar="PORT", help="each worker also serves the "
+                     "app's datagramProtocol on this UDP port (SO_REUSEPORT: the kernel "
+                     "spreads datagrams over the workers by source address)")
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="show every process of a running cluster")

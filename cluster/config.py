@@ -41,6 +41,7 @@ class Config:
     rpc_timeout: float = 10.0
     backlog: int = 1024
     log_level: str = "INFO"
+    udp: int | None = None  # each worker binds this UDP port too (SO_REUSEPORT)
 
     def __post_init__(self) -> None:
         if not self.workers:
@@ -54,6 +55,8 @@ class Config:
             raise ValueError("workers must be at least 1")
         if self.route == "key" and not self.target:
             raise ValueError("route = key needs a TARGET whose factory has routeKey")
+        if self.udp is not None and not 0 <= self.udp <= 65535:
+            raise ValueError(f"udp must be a port number, not {self.udp!r}")
         self.hostPort()
         rundir.path(self.name)  # a valid name, and room for the sockets in its directory
 

@@ -176,3 +176,46 @@ class ReconnectingClientFactory(ClientFactory):
         self.retries = 0
         self._callID = None
         self.continueTrying = 1
+
+
+class DatagramProtocol:
+    """UDP, as Twisted's: ``datagramReceived(data, (host, port))`` per datagram; reply with
+    ``self.transport.write(data, addr)`` (or ``write(data)`` once ``transport.connect``
+    was called). ``startProtocol``/``stopProtocol`` when listening starts and stops;
+    ``connectionRefused`` when a connected socket's peer has no listener (ICMP)."""
+
+    transport: Any = None
+    numPorts = 0
+    noisy = False
+
+    def makeConnection(self, transport: Any) -> None:
+        self.transport = transport
+        self.doStart()
+
+    def doStart(self) -> None:
+        if not self.numPorts:
+            self.startProtocol()
+        self.numPorts += 1
+
+    def doStop(self) -> None:
+        if self.numPorts <= 0:
+            return
+        self.numPorts -= 1
+        self.transport = None
+        if not self.numPorts:
+            self.stopProtocol()
+
+    def startProtocol(self) -> None:
+        pass
+
+    def stopProtocol(self) -> None:
+        pass
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        pass
+
+    def connectionRefused(self) -> None:
+        pass
+
+    def logPrefix(self) -> str:
+        return self.__class__.__name__

@@ -426,6 +426,13 @@ class Reactor(TimerQueue):
         """Listen on ``interface:port`` (port 0: the kernel picks; see ``getHost()``)."""
         return ports.listenTCP(self, port, factory, backlog, interface)
 
+    def listenUDP(self, port: int, protocol: Any, interface: str = "",
+                  maxPacketSize: int = 8192) -> Any:
+        """Bind a UDP port and serve a DatagramProtocol; the port is its transport."""
+        from cluster import udp
+
+        return udp.listenUDP(self, port, protocol, interface, maxPacketSize)
+
     def listenUNIX(self, address: str, factory: Any, backlog: int = 50, mode: int = 0o666,
                    wantPID: int = 0) -> ports.Port:
         """Listen on a Unix socket path (a stale socket file is replaced)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from cluster.basic import LineReceiver
-from cluster.protocol import Factory, Protocol
+from cluster.protocol import DatagramProtocol, Factory, Protocol
 
 
 class WhoAmI(LineReceiver):
@@ -102,3 +102,18 @@ class EchoCommandLoad(Protocol):
             else:
                 self.recorder.error(f"expected {self.n}, got {line!r}")
             self.next()
+
+
+class WhoAmIDatagram(DatagramProtocol):
+    """UDP: answers every datagram with ``pid:datagram``."""
+
+    def datagramReceived(self, datagram, addr):
+        self.transport.write(b"%d:%s" % (os.getpid(), datagram), addr)
+
+
+class WhoAmIWithUDP(Factory):
+    protocol = WhoAmI
+    datagramProtocol = WhoAmIDatagram
+
+
+udpwho = WhoAmIWithUDP()

@@ -26,6 +26,7 @@ import socket
 import weakref
 from typing import Any
 
+from cluster import udp
 from cluster.channel import Channel
 from cluster.child import stopReactor
 from cluster.defer import Deferred
@@ -72,6 +73,7 @@ class Worker:
         self.factory.doStart()  # as a listening port would: startFactory runs once
         r.addSystemEventTrigger("after", "shutdown", self.factory.doStop)
         self.shards = ShardMover(self.rpc, self.factory, self.control.send)
+        self.udp = self._listenUDP()
         self.handoff.start()
         self.control.start()
         r.addSystemEventTrigger("before", "shutdown", self.drain)
@@ -167,6 +169,22 @@ class Worker:
         self.handoffOpen = False
         self._checkDrained()
 
+    def _listenUDP(self) -> Any:
+        """``--udp PORT``: this worker's own socket on the port (SO_REUSEPORT), serving
+        the app's ``datagramProtocol`` (a DatagramProtocol class, or the factory's
+        ``buildDatagramProtocol()``)."""
+        port = self.spec.get("udp")
+        if port is None:
+            return None
+        build = getattr(self.factory, "buildDatagramProtocol", None)
+        cls = getattr(self.factory, "datagramProtocol", None)
+        if build is None and cls is None:
+            raise TypeError("--udp needs the app's factory to have a datagramProtocol "
+                            "(a DatagramProtocol class) or buildDatagramProtocol()")
+        protocol = build() if build is not None else cls()
+        return udp.listenUDP(self.reactor, port, protocol, self.spec.get("host", ""),
+                             reusePort=True)
+
     def leave(self) -> None:
         """SIGTERM: this worker alone is to stop. The supervisor starts a successor, moves
         our shards to it and then tells us to stop; without a supervisor we stop now."""
@@ -188,6 +206,8 @@ class Worker:
             return None
         self.draining = True
         log.info("draining %d open connection(s)", self.open)
+        if self.udp is not None:
+            self.udp.stopListening()  # datagrams go to the workers still listening
         for transport in list(self.connections):
             _closeWhenIdle(transport)
         d = self._drained = Deferred()
