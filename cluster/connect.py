@@ -32,6 +32,11 @@ class _Client(Connection):
     non-blocking connect."""
 
     __slots__ = ("_attempt",)
+    _serverSide = False
+
+    def _tlsHostname(self) -> str | None:
+        address = self._attempt.address
+        return address[0] if isinstance(address, tuple) else None
 
     def doWrite(self) -> Any:
         if self.connected or self.disconnecting:
@@ -67,6 +72,7 @@ class Connector:
         self.bindAddress = bindAddress
         self.state = "disconnected"
         self.transport: Any = None
+        self.tlsContext: Any = None  # connectSSL: the handshake starts once connected
         self._client: _Client | None = None
         self._timeoutCall: Any = None
         self._attemptId = 0
@@ -158,6 +164,11 @@ class Connector:
         self.transport = client
         client.startReading()
         try:
+            if self.tlsContext is not None:
+                from cluster import tls
+
+                tls.start(client, self.tlsContext, serverSide=False,
+                          hostname=self.address[0])
             protocol.makeConnection(client)
         except Exception:
             client.connectionLost(Failure())
@@ -226,6 +237,19 @@ def connectTCP(reactor: Any, host: str, port: int, factory: Any, timeout: float 
                bindAddress: Any) -> Connector:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     connector = Connector(reactor, family, (host, port), factory, timeout, bindAddress)
+    connector.connect()
+    return connector
+
+
+def connectSSL(reactor: Any, host: str, port: int, factory: Any, contextFactory: Any,
+               timeout: float | None, bindAddress: Any) -> Connector:
+    """connectTCP, then a TLS handshake (as a client, checking ``host`` if the context
+    checks host names)."""
+    from cluster import tls
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    connector = Connector(reactor, family, (host, port), factory, timeout, bindAddress)
+    connector.tlsContext = tls.contextOf(contextFactory)
     connector.connect()
     return connector
 

@@ -48,6 +48,7 @@ class Port:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._exhausted = False
         self.paused = False
+        self.tlsContext: Any = None  # listenSSL: accepted connections speak TLS
         self._resumeCall: Any = None
 
     def startListening(self) -> None:
@@ -96,7 +97,7 @@ class Port:
             os.close(fd)
             raise
         sock.setblocking(False)
-        startConnection(self.reactor, sock, addr, self.factory)
+        startConnection(self.reactor, sock, addr, self.factory, tls=self.tlsContext)
 
     def _pauseAccepting(self, err: OSError) -> None:
         if not self._exhausted:
@@ -165,6 +166,17 @@ def listenTCP(reactor: Any, port: int, factory: Any, backlog: int, interface: st
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     return _listen(reactor, sock, (interface, port), factory, backlog)
+
+
+def listenSSL(reactor: Any, port: int, factory: Any, contextFactory: Any, backlog: int,
+              interface: str) -> Port:
+    """listenTCP whose connections speak TLS (the server side of the handshake)."""
+    from cluster import tls
+
+    context = tls.contextOf(contextFactory)
+    listening = listenTCP(reactor, port, factory, backlog, interface)
+    listening.tlsContext = context
+    return listening
 
 
 def listenUNIX(reactor: Any, address: str, factory: Any, backlog: int, mode: int) -> Port:

@@ -426,6 +426,18 @@ class Reactor(TimerQueue):
         """Listen on ``interface:port`` (port 0: the kernel picks; see ``getHost()``)."""
         return ports.listenTCP(self, port, factory, backlog, interface)
 
+    def listenSSL(self, port: int, factory: Any, contextFactory: Any, backlog: int = 50,
+                  interface: str = "") -> ports.Port:
+        """listenTCP whose connections speak TLS; ``contextFactory`` is an
+        ``ssl.SSLContext`` or has ``getContext()``."""
+        return ports.listenSSL(self, port, factory, contextFactory, backlog, interface)
+
+    def connectSSL(self, host: str, port: int, factory: Any, contextFactory: Any,
+                   timeout: float = 30, bindAddress: Any = None) -> connect.Connector:
+        """connectTCP, then TLS as the client."""
+        return connect.connectSSL(self, host, port, factory, contextFactory, timeout,
+                                  bindAddress)
+
     def listenUDP(self, port: int, protocol: Any, interface: str = "",
                   maxPacketSize: int = 8192) -> Any:
         """Bind a UDP port and serve a DatagramProtocol; the port is its transport."""

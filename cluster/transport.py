@@ -37,7 +37,7 @@ class Connection:
         "socket", "protocol", "reactor", "connected", "disconnecting", "disconnected",
         "producer", "streamingProducer", "producerPaused", "_fd", "_queue", "_queued",
         "_reading", "_writing", "_peer", "_owner", "_timeoutCall", "_recv", "_send",
-        "_halfClosing",
+        "_halfClosing", "_tls",
         "__weakref__",
     )
 
@@ -69,6 +69,7 @@ class Connection:
         self._owner: Any = None
         self._timeoutCall: Any = None
         self._halfClosing = False
+        self._tls: Any = None  # cluster.tls's state, once startTLS (or a TLS port) began
 
     # -- reactor side ----------------------------------------------------------------------
 
@@ -218,6 +219,22 @@ class Connection:
         self._halfClosing = True
         self.startWriting()
 
+    _serverSide = True  # accepted here; the client side (cluster.connect) says otherwise
+
+    def startTLS(self, contextFactory: Any, normal: bool = True) -> None:
+        """Speak TLS from now on (STARTTLS): what was written before went in the clear.
+        ``contextFactory`` is an ``ssl.SSLContext`` or has ``getContext()``."""
+        from cluster import tls
+
+        tls.start(self, contextFactory, self._serverSide, self._tlsHostname())
+
+    def _tlsHostname(self) -> str | None:
+        return None
+
+    def getPeerCertificate(self) -> Any:
+        """The peer's TLS certificate (see cluster.tls); None on a plain connection."""
+        return None
+
     def abortConnection(self) -> None:
         """Close now, discarding anything queued; ``connectionLost`` follows shortly."""
         if self.disconnected:
@@ -333,7 +350,7 @@ def _guard(f: Any, *args: Any) -> None:
 
 
 def startConnection(reactor: Any, sock: socket.socket, peer: Any, factory: Any,
-                    owner: Any = None, preread: bytes = b"") -> Any:
+                    owner: Any = None, preread: bytes = b"", tls: Any = None) -> Any:
     """Serve an accepted or adopted socket with a protocol from ``factory``.
 
     ``owner``, if given, hears ``connectionLost`` after the protocol; ``preread`` (bytes
@@ -352,6 +369,10 @@ def startConnection(reactor: Any, sock: socket.socket, peer: Any, factory: Any,
     transport = Connection(sock, protocol, reactor, peer)
     transport.connected = True
     transport.startReading()
+    if tls is not None:  # a TLS server: the handshake waits for the client's hello
+        from cluster import tls as tlsModule
+
+        tlsModule.start(transport, tls, serverSide=True)
     try:
         protocol.makeConnection(transport)
         if preread and transport.connected:

@@ -98,3 +98,11 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """A CA and the server and client certificates it signed, made for this test run."""
+    from tests.certs import makeCertificates
+
+    return makeCertificates(str(tmp_path_factory.mktemp("certs")))
