@@ -57,7 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                  "route": args.route, "name": args.name,
                  "graceful_timeout": args.graceful_timeout,
                  "heartbeat_timeout": args.heartbeat_timeout, "log_level": args.log_level,
-                 "rpc_timeout": args.rpc_timeout, "udp": args.udp}
+                 "rpc_timeout": args.rpc_timeout, "udp": args.udp,
+                 "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_ca": args.tls_ca}
     try:
         cfg = configmod.load(args.config, overrides)
     except (ValueError, OSError) as e:
@@ -140,6 +141,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--rpc-timeout", type=float,
                      help="seconds before an RPC call fails with TimeoutError (default 10)")
     run.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    run.add_argument("--tls-cert", metavar="FILE", help="workers speak TLS with this "
+                     "certificate (PEM); the handshake happens in the worker")
+    run.add_argument("--tls-key", metavar="FILE", help="the certificate's private key")
+    run.add_argument("--tls-ca", metavar="FILE", help="require client certificates signed "
+                     "by this CA")
     run.add_argument("--udp", type=int, metavar="PORT", help="each worker also serves the "
                      "app's datagramProtocol on this UDP port (SO_REUSEPORT: the kernel "
                      "spreads datagrams over the workers by source address)")

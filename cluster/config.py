@@ -42,6 +42,9 @@ class Config:
     backlog: int = 1024
     log_level: str = "INFO"
     udp: int | None = None  # each worker binds this UDP port too (SO_REUSEPORT)
+    tls_cert: str | None = None  # workers speak TLS with this certificate (PEM) ...
+    tls_key: str | None = None  # ... and key
+    tls_ca: str | None = None  # and, if set, require client certificates signed by this
 
     def __post_init__(self) -> None:
         if not self.workers:
@@ -53,8 +56,14 @@ class Config:
             raise ValueError(f"route must be one of {', '.join(ROUTES)}; not {self.route!r}")
         if self.workers < 1:
             raise ValueError("workers must be at least 1")
-        if self.route == "key" and not self.target:
-            raise ValueError("route = key needs a TARGET whose factory has routeKey")
+        if self.route == "key" and not self.target and not self.tls_cert:
+            raise ValueError("route = key needs a TARGET whose factory has routeKey (or TLS, "
+                             "to route by the server name)")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls-cert and tls-key go together")
+        for path in (self.tls_cert, self.tls_key, self.tls_ca):
+            if path and not os.path.isfile(path):
+                raise ValueError(f"no such file: {path}")
         if self.udp is not None and not 0 <= self.udp <= 65535:
             raise ValueError(f"udp must be a port number, not {self.udp!r}")
         self.hostPort()

@@ -182,7 +182,8 @@ class Supervisor:
                 "heartbeat_interval": cfg.heartbeat_interval, "log_level": cfg.log_level,
                 "preamble_limit": cfg.preamble_limit, "preamble_timeout": cfg.preamble_timeout,
                 "rpc_timeout": cfg.rpc_timeout, "rundir": self.rundir,
-                "supervisor_pid": os.getpid(), "udp": cfg.udp, "host": cfg.hostPort()[0]}
+                "supervisor_pid": os.getpid(), "udp": cfg.udp, "host": cfg.hostPort()[0],
+                "tls_cert": cfg.tls_cert, "tls_key": cfg.tls_key, "tls_ca": cfg.tls_ca}
 
     def spawnGateway(self, successor: bool = False) -> Child:
         child = Child("gateway", None, successor)

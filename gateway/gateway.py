@@ -37,6 +37,7 @@ log = logging.getLogger("cluster")
 HANDED, BUSY, REFUSED = "handed", "busy", "refused"
 MAX_WAITING = 256  # connections held while every worker's handoff queue is full
 RETRY_AFTER = 0.002  # seconds before they are offered again
+PEEK_AGAIN = 0.01  # seconds between two looks at a partial ClientHello
 
 
 class HandoffPort(Port):
@@ -69,6 +70,7 @@ class Preamble:
         self.sock.setblocking(False)
         self.addr = addr
         self.data = b""
+        self.retry: Any = None
         self.timer = gateway.reactor.callLater(gateway.spec["preamble_timeout"], self.timedOut)
 
     def fileno(self) -> int:
@@ -79,15 +81,19 @@ class Preamble:
 
     def doRead(self) -> Any:
         limit = self.gateway.spec["preamble_limit"]
+        peek = self.gateway.peek  # TLS: the ClientHello is looked at, left for the worker
         try:
-            chunk = self.sock.recv(limit - len(self.data))
+            if peek:
+                chunk = self.sock.recv(limit, socket.MSG_PEEK)
+            else:
+                chunk = self.sock.recv(limit - len(self.data))
         except BlockingIOError:
             return None
         except OSError as e:
             return ConnectionLost(e)
-        if not chunk:
-            return CONNECTION_DONE
-        self.data += chunk
+        if not chunk or (peek and chunk == self.data):
+            return CONNECTION_DONE if not chunk else self._later()
+        self.data = chunk if peek else self.data + chunk
         try:
             key = self.gateway.routeKey(self.data)
         except Exception as e:
@@ -98,9 +104,16 @@ class Preamble:
                 log.warning("no routing key in the first %d bytes from %s: closed",
                             limit, self.addr)
                 return ConnectionLost("preamble too long")
-            return None
+            return self._later() if peek else None
         self.finish()
-        self.gateway.handoff(self.sock.detach(), self.addr, self.data, key)
+        self.gateway.handoff(self.sock.detach(), self.addr, b"" if peek else self.data, key)
+        return None
+
+    def _later(self) -> None:
+        """Peeked bytes stay readable: look again shortly rather than spin on them."""
+        reactor = self.gateway.reactor
+        reactor.removeReader(self)
+        self.retry = reactor.callLater(PEEK_AGAIN, reactor.addReader, self)
         return None
 
     def timedOut(self) -> None:
@@ -110,8 +123,9 @@ class Preamble:
 
     def finish(self) -> None:
         self.gateway.reactor.removeReader(self)
-        if self.timer.active():
-            self.timer.cancel()
+        for timer in (self.timer, self.retry):
+            if timer is not None and timer.active():
+                timer.cancel()
         self.gateway.preambles.discard(self)
 
     def connectionLost(self, reason: Any) -> None:
@@ -128,6 +142,7 @@ class Gateway:
         self.rpc = rpcNode
         self.spec = spec
         self.routeKey = routeKey
+        self.peek = bool(spec.get("tls_cert"))  # TLS: route by the SNI, peeked
         self.family = listening.family
         self._familyNumber = int(listening.family)
         self.workers = spec["workers"]

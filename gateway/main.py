@@ -14,7 +14,11 @@ def main(argv: list[str] | None = None) -> None:
 
     node = rpc.startNode(reactor, spec)  # the gateway can call workers too
     routeKey = None
-    if spec["route"] == "key":
+    if spec["route"] == "key" and spec.get("tls_cert"):
+        from gateway.sni import serverName
+
+        routeKey = serverName  # TLS: the key is the server name the client asks for
+    elif spec["route"] == "key":
         try:
             routeKey = apps.routeKeyFunction(apps.loadTarget(spec.get("target")))
         except BaseException:

@@ -234,3 +234,19 @@ def test_a_context_factory_with_get_context_is_accepted(runner, certs):
     assert runner.run_until(peer.done)[0] == b"ok"
     with pytest.raises(TypeError):
         r.listenSSL(0, Factory.forProtocol(Echo), object())
+
+
+def test_the_server_name_is_read_from_a_real_client_hello():
+    """gateway.sni parses what the standard library's client sends, incomplete or not."""
+    from gateway.sni import NotTLS, serverName
+
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    context = ssl.create_default_context()
+    obj = context.wrap_bio(incoming, outgoing, server_hostname="shard-7.example")
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    hello = outgoing.read()
+    assert serverName(hello) == b"shard-7.example"
+    assert serverName(hello[:20]) is None  # more is needed
+    with pytest.raises(NotTLS):
+        serverName(b"GET / HTTP/1.1\r\n")

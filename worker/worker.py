@@ -23,6 +23,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import weakref
 from typing import Any
 
@@ -74,6 +75,7 @@ class Worker:
         r.addSystemEventTrigger("after", "shutdown", self.factory.doStop)
         self.shards = ShardMover(self.rpc, self.factory, self.control.send)
         self.udp = self._listenUDP()
+        self.tls = self._tlsContext()
         self.handoff.start()
         self.control.start()
         r.addSystemEventTrigger("before", "shutdown", self.drain)
@@ -118,7 +120,8 @@ class Worker:
         sock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
         sock.setblocking(False)  # TCP_NODELAY came from the listening socket (see Port)
         self.accepted += 1
-        transport = startConnection(self.reactor, sock, peer, self.factory, self, preread)
+        transport = startConnection(self.reactor, sock, peer, self.factory, self, preread,
+                                    self.tls)
         if transport is not None:
             self.open += 1
             self.connections.add(transport)
@@ -168,6 +171,19 @@ class Worker:
     def _onHandoffClosed(self, reason: Any) -> None:
         self.handoffOpen = False
         self._checkDrained()
+
+    def _tlsContext(self) -> Any:
+        """``--tls-cert``/``--tls-key`` (and ``--tls-ca``): the context connections
+        handed over to this worker speak TLS with; None for plain TCP."""
+        cert = self.spec.get("tls_cert")
+        if not cert:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, self.spec["tls_key"])
+        if self.spec.get("tls_ca"):
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(self.spec["tls_ca"])
+        return context
 
     def _listenUDP(self) -> Any:
         """``--udp PORT``: this worker's own socket on the port (SO_REUSEPORT), serving
