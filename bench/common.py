@@ -84,12 +84,15 @@ def cpu_seconds(pids: Iterable[int]) -> float:
 
 
 def redis_benchmark(port: int, test: str, requests: int, pipeline: int, clients: int = 50,
-                    keyspace: int | None = None) -> float:
-    """Run redis-benchmark for one test; return its requests per second."""
+                    keyspace: int | None = None, tls_ca: str | None = None) -> float:
+    """Run redis-benchmark for one test (over TLS, verified against ``tls_ca``, when
+    given); return its requests per second."""
     cmd = ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
            "-P", str(pipeline), "-t", test, "--csv"]
     if keyspace:
         cmd += ["-r", str(keyspace)]
+    if tls_ca:
+        cmd += ["--tls", "--cacert", tls_ca]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout
     rows = [ln for ln in out.splitlines() if ln.startswith('"') and not ln.startswith('"test"')]
     return float(rows[-1].split(",")[1].strip('"'))

@@ -44,7 +44,10 @@ class LineReceiver(Protocol, _PauseableMixin):
     line_mode = 1
     _buffer = b""
     _busyReceiving = False
-    _unprocessed: tuple | None = None  # while delivering: (lines, index of next, rest)
+    _lines: list[bytes] | None = None  # while delivering: the chunk's lines, split by
+    _splitBy = b""  # this delimiter, the index of the next one, and the partial line after
+    _next = 0
+    _tail = b""
     delimiter = b"\r\n"
     MAX_LENGTH = 16384
 
@@ -54,15 +57,15 @@ class LineReceiver(Protocol, _PauseableMixin):
         further line of it is delivered (as Twisted does)."""
         b = self._rest() + self._buffer
         self._buffer = b""
-        self._unprocessed = None
+        self._lines = None
         return b
 
     def _rest(self) -> bytes:
-        """The lines after the one being delivered, and the partial line after them."""
-        if self._unprocessed is None:
+        """The lines after the one being delivered, and the partial line after them,
+        joined by the delimiter they were split on."""
+        if self._lines is None:
             return b""
-        lines, following, rest = self._unprocessed
-        return self.delimiter.join([*lines[following:], rest])
+        return self._splitBy.join([*self._lines[self._next:], self._tail])
 
     def dataReceived(self, data: bytes) -> Any:
         if self._busyReceiving:
@@ -83,15 +86,16 @@ class LineReceiver(Protocol, _PauseableMixin):
                 lines = self._buffer.split(delimiter)
                 rest = lines.pop()
                 self._buffer = b""
+                self._lines, self._splitBy, self._tail = lines, delimiter, rest
                 for i, line in enumerate(lines):
-                    self._unprocessed = (lines, i + 1, rest)
+                    self._next = i + 1
                     if len(line) > self.MAX_LENGTH:
                         exceeded = line + delimiter + self._rest() + self._buffer
                         self._buffer = b""
-                        self._unprocessed = None
+                        self._lines = None
                         return self.lineLengthExceeded(exceeded)
                     why = self.lineReceived(line)
-                    if self._unprocessed is None:  # lineReceived cleared the buffer
+                    if self._lines is None:  # lineReceived cleared the buffer
                         if why:
                             return why
                         break
@@ -104,12 +108,12 @@ class LineReceiver(Protocol, _PauseableMixin):
                         or self.delimiter != delimiter
                     ):
                         self._buffer = self._rest() + self._buffer
-                        self._unprocessed = None
+                        self._lines = None
                         if why or (transport is not None and transport.disconnecting):
                             return why
                         break
                 else:
-                    self._unprocessed = None
+                    self._lines = None
                     if self._buffer:  # more arrived while we were delivering
                         self._buffer = rest + self._buffer
                         continue
@@ -120,6 +124,7 @@ class LineReceiver(Protocol, _PauseableMixin):
             return None
         finally:
             self._busyReceiving = False
+            self._lines = None
 
     def setLineMode(self, extra: bytes = b"") -> Any:
         """Back to line mode; ``extra`` is parsed as if it had just arrived."""

@@ -61,11 +61,14 @@ class Config:
                              "to route by the server name)")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls-cert and tls-key go together")
+        if self.tls_ca and not self.tls_cert:
+            raise ValueError("tls-ca needs tls-cert and tls-key (it checks TLS clients)")
         for path in (self.tls_cert, self.tls_key, self.tls_ca):
             if path and not os.path.isfile(path):
                 raise ValueError(f"no such file: {path}")
-        if self.udp is not None and not 0 <= self.udp <= 65535:
-            raise ValueError(f"udp must be a port number, not {self.udp!r}")
+        if self.udp is not None and not 1 <= self.udp <= 65535:
+            # not 0 either: each worker would bind a different port of its own
+            raise ValueError(f"udp must be a port number from 1 to 65535, not {self.udp!r}")
         self.hostPort()
         rundir.path(self.name)  # a valid name, and room for the sockets in its directory
 

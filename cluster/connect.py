@@ -234,22 +234,15 @@ def _isAddress(host: str) -> bool:
 
 
 def connectTCP(reactor: Any, host: str, port: int, factory: Any, timeout: float | None,
-               bindAddress: Any) -> Connector:
+               bindAddress: Any, contextFactory: Any = None) -> Connector:
+    """Connect to ``host:port``; with ``contextFactory``, then a TLS handshake (as a
+    client, checking ``host`` if the context checks host names)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     connector = Connector(reactor, family, (host, port), factory, timeout, bindAddress)
-    connector.connect()
-    return connector
+    if contextFactory is not None:
+        from cluster import tls
 
-
-def connectSSL(reactor: Any, host: str, port: int, factory: Any, contextFactory: Any,
-               timeout: float | None, bindAddress: Any) -> Connector:
-    """connectTCP, then a TLS handshake (as a client, checking ``host`` if the context
-    checks host names)."""
-    from cluster import tls
-
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    connector = Connector(reactor, family, (host, port), factory, timeout, bindAddress)
-    connector.tlsContext = tls.contextOf(contextFactory)
+        connector.tlsContext = tls.contextOf(contextFactory)
     connector.connect()
     return connector
 

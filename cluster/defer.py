@@ -24,11 +24,13 @@ from typing import Any
 from cluster.error import TimeoutError
 from cluster.failure import Failure
 
+_LOCKS = ("DeferredLock", "DeferredSemaphore", "DeferredQueue", "QueueOverflow",
+          "QueueUnderflow")  # defined in cluster.locks, which builds on this module
 __all__ = [
     "Deferred", "succeed", "fail", "maybeDeferred", "DeferredList", "gatherResults",
     "inlineCallbacks", "returnValue", "ensureDeferred", "deferLater", "AlreadyCalledError",
-    "CancelledError", "FirstError", "TimeoutError", "DeferredLock", "DeferredSemaphore",
-    "DeferredQueue", "QueueOverflow", "QueueUnderflow",
+    "CancelledError", "FirstError", "TimeoutError",
+    *_LOCKS,
 ]
 
 log = logging.getLogger("cluster")
@@ -547,12 +549,12 @@ def ensureDeferred(coro: Awaitable[Any] | Deferred) -> Deferred:
     return driver.deferred
 
 
-# The coordination primitives live in their own module and are Twisted's names here too;
-# imported last, since they are built on what this module defines.
-from cluster.locks import (  # noqa: E402
-    DeferredLock,
-    DeferredQueue,
-    DeferredSemaphore,
-    QueueOverflow,
-    QueueUnderflow,
-)
+def __getattr__(name: str) -> Any:
+    """Twisted's coordination primitives by their names here too; they live in
+    ``cluster.locks``, built on this module, so they are fetched on first use (importing
+    either module first works)."""
+    if name in _LOCKS:
+        from cluster import locks
+
+        return getattr(locks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

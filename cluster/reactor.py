@@ -435,8 +435,8 @@ class Reactor(TimerQueue):
     def connectSSL(self, host: str, port: int, factory: Any, contextFactory: Any,
                    timeout: float = 30, bindAddress: Any = None) -> connect.Connector:
         """connectTCP, then TLS as the client."""
-        return connect.connectSSL(self, host, port, factory, contextFactory, timeout,
-                                  bindAddress)
+        return connect.connectTCP(self, host, port, factory, timeout, bindAddress,
+                                  contextFactory)
 
     def listenUDP(self, port: int, protocol: Any, interface: str = "",
                   maxPacketSize: int = 8192) -> Any:

@@ -1,19 +1,31 @@
 """Twisted's ``twisted.internet.task`` on this reactor: ``LoopingCall`` (call a function
 every N seconds), ``deferLater``, ``react`` (run a main function and exit with its
-outcome) and ``Cooperator``/``coiterate`` (run iterators a slice at a time, so long work
-shares the loop)."""
+outcome) and ``coiterate`` with the ``Cooperator`` names of ``cluster.cooperator`` (run
+iterators a slice at a time, so long work shares the loop)."""
 
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
+from cluster.cooperator import (
+    CooperativeTask,
+    Cooperator,
+    NotPaused,
+    SchedulerError,
+    SchedulerStopped,
+    TaskDone,
+    TaskFailed,
+    TaskFinished,
+    TaskStopped,
+)
 from cluster.defer import CancelledError, Deferred, deferLater, maybeDeferred
 from cluster.failure import Failure
 
-__all__ = ["LoopingCall", "deferLater", "react", "coiterate", "Cooperator", "CooperativeTask"]
+__all__ = ["LoopingCall", "deferLater", "react", "coiterate", "Cooperator", "CooperativeTask",
+           "SchedulerError", "SchedulerStopped", "TaskFinished", "TaskDone", "TaskStopped",
+           "TaskFailed", "NotPaused"]
 
 
 def _defaultClock() -> Any:
@@ -70,25 +82,27 @@ class LoopingCall:
         return d
 
     def stop(self) -> None:
-        """End the loop; the Deferred ``start`` returned fires."""
+        """End the loop; the Deferred ``start`` returned fires with the LoopingCall, at
+        once, or when a Deferred the last call returned fires (or fails, with that)."""
         if not self.running:
             raise RuntimeError("LoopingCall is not running")
         self.running = False
-        if self.call is not None and self.call.active():
+        if self.call is not None:  # between calls, not waiting on one
             self.call.cancel()
-        self.call = None
-        d, self._deferred = self._deferred, None
-        d.callback(self)
+            self.call = None
+            d, self._deferred = self._deferred, None
+            d.callback(self)
 
     def reset(self) -> None:
-        """Start the schedule again from now."""
+        """Start the schedule again from now (while waiting for a call's Deferred, the
+        schedule goes on from when it fires)."""
         if not self.running:
             raise RuntimeError("LoopingCall is not running")
-        if self.call is not None and self.call.active():
+        if self.call is not None:
             self.call.cancel()
-        self._started = self.clock.seconds()
-        self._lastTick = 0
-        self._schedule()
+            self._started = self.clock.seconds()
+            self._lastTick = 0
+            self._schedule()
 
     def __call__(self) -> None:
         self.call = None
@@ -109,6 +123,9 @@ class LoopingCall:
     def _done(self, _: Any) -> None:
         if self.running:
             self._schedule()
+        else:  # stopped while this call's Deferred was pending
+            d, self._deferred = self._deferred, None
+            d.callback(self)
 
     def _failed(self, failure: Failure) -> None:
         self.running = False
@@ -153,136 +170,6 @@ def react(main: Callable[..., Any], argv: tuple | list = (), _reactor: Any = Non
                                                result.getTraceback())
         sys.exit(1)
     sys.exit(0)
-
-
-class CooperativeTask:
-    """An iterator run by a ``Cooperator``: ``whenDone()``, ``pause``, ``resume``,
-    ``stop``."""
-
-    def __init__(self, iterator: Iterator[Any], cooperator: Cooperator) -> None:
-        self._iterator = iterator
-        self._cooperator = cooperator
-        self._waiters: list[Deferred] = []
-        self._pauses = 0
-        self._waitingOn: Deferred | None = None
-        self._outcome: Any = None  # the iterator, once done: or a Failure
-        self.done = False
-
-    def whenDone(self) -> Deferred:
-        """Fires with the iterator once it is exhausted; fails if it raised or a Deferred
-        it yielded failed, or with CancelledError if stopped."""
-        d = Deferred()
-        if self.done:
-            self._fire(d)
-        else:
-            self._waiters.append(d)
-        return d
-
-    def pause(self) -> None:
-        self._pauses += 1
-        self._cooperator._retire(self)
-
-    def resume(self) -> None:
-        if self._pauses == 0:
-            raise RuntimeError("resume of a task that is not paused")
-        self._pauses -= 1
-        if not self._pauses and self._waitingOn is None and not self.done:
-            self._cooperator._admit(self)
-
-    def stop(self) -> None:
-        """No more steps: ``whenDone`` fails with CancelledError."""
-        if not self.done:
-            self._finish(Failure(CancelledError()))
-
-    def _step(self) -> None:
-        try:
-            result = next(self._iterator)
-        except StopIteration:
-            self._finish(self._iterator)
-            return
-        except Exception:
-            self._finish(Failure())
-            return
-        if isinstance(result, Deferred):  # wait for it before the next step
-            self._waitingOn = result
-            self._cooperator._retire(self)
-            result.addCallbacks(self._resumeAfter, self._failedAfter)
-
-    def _resumeAfter(self, _: Any) -> None:
-        self._waitingOn = None
-        if not self._pauses and not self.done:
-            self._cooperator._admit(self)
-
-    def _failedAfter(self, failure: Failure) -> None:
-        self._waitingOn = None
-        if not self.done:
-            self._finish(failure)
-
-    def _finish(self, outcome: Any) -> None:
-        self.done = True
-        self._outcome = outcome
-        self._cooperator._retire(self)
-        waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            self._fire(d)
-
-    def _fire(self, d: Deferred) -> None:
-        if isinstance(self._outcome, Failure):
-            d.errback(self._outcome)
-        else:
-            d.callback(self._outcome)
-
-
-class Cooperator:
-    """Runs iterators one step at a time, in turns, for up to ``slice`` seconds per
-    reactor iteration, so that long work never stalls the loop."""
-
-    def __init__(self, slice: float = 0.01, clock: Any = None) -> None:
-        self.slice = slice
-        self.clock = clock
-        self._tasks: list[CooperativeTask] = []
-        self._call: Any = None
-        self.running = True
-
-    def cooperate(self, iterator: Iterator[Any]) -> CooperativeTask:
-        """Run ``iterator`` a step at a time with the others."""
-        task = CooperativeTask(iter(iterator), self)
-        self._admit(task)
-        return task
-
-    def coiterate(self, iterator: Iterator[Any]) -> Deferred:
-        """Run ``iterator``; the Deferred fires with it once it is exhausted."""
-        return self.cooperate(iterator).whenDone()
-
-    def stop(self) -> None:
-        """Stop every task (their ``whenDone`` fail with CancelledError)."""
-        self.running = False
-        for task in list(self._tasks):
-            task.stop()
-
-    def _admit(self, task: CooperativeTask) -> None:
-        if task not in self._tasks:
-            self._tasks.append(task)
-        self._wake()
-
-    def _retire(self, task: CooperativeTask) -> None:
-        if task in self._tasks:
-            self._tasks.remove(task)
-
-    def _wake(self) -> None:
-        if self._call is None and self._tasks and self.running:
-            if self.clock is None:
-                self.clock = _defaultClock()
-            self._call = self.clock.callLater(0, self._tick)
-
-    def _tick(self) -> None:
-        self._call = None
-        deadline = time.monotonic() + self.slice
-        while self._tasks and time.monotonic() < deadline:
-            for task in list(self._tasks):
-                if task in self._tasks:
-                    task._step()
-        self._wake()
 
 
 _cooperator = Cooperator()

@@ -11,6 +11,7 @@ reactor state itself.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
@@ -43,10 +44,13 @@ class ThreadPool:
         self.started = False
         self.joined = False
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
-        self._idle = 0
+        self._idle = 0  # threads waiting for a job
+        self._queued = 0  # jobs no thread has taken yet
         self._lock = threading.Lock()
+        self._numbers = itertools.count()
 
     def start(self) -> None:
+        """Accept work (again, after ``stop``); ``minthreads`` threads start now."""
         self.started = True
         self.joined = False
         with self._lock:
@@ -54,10 +58,16 @@ class ThreadPool:
                 self._startThread()
 
     def adjustPoolsize(self, minthreads: int | None = None, maxthreads: int | None = None) -> None:
-        self.min = self.min if minthreads is None else minthreads
-        self.max = self.max if maxthreads is None else maxthreads
-        if self.max < 1 or self.min > self.max:
+        """New bounds: threads start up to the new minimum, and those over the new
+        maximum leave once their job is done."""
+        minthreads = self.min if minthreads is None else minthreads
+        maxthreads = self.max if maxthreads is None else maxthreads
+        if maxthreads < 1 or minthreads < 0 or minthreads > maxthreads:
             raise ValueError("need 0 <= minthreads <= maxthreads and maxthreads >= 1")
+        self.min, self.max = minthreads, maxthreads
+        with self._lock:
+            for _ in range(len(self.threads) - self.max):
+                self._jobs.put(_STOP)
         if self.started:
             self.start()
 
@@ -71,9 +81,10 @@ class ThreadPool:
         ``onResult(False, Failure)`` in that thread."""
         if self.joined:
             raise RuntimeError("the thread pool has been stopped")
-        self._jobs.put((onResult, f, args, kwargs))
         with self._lock:
-            if self.started and self._idle == 0 and len(self.threads) < self.max:
+            self._jobs.put((onResult, f, args, kwargs))
+            self._queued += 1
+            if self.started and self._queued > self._idle and len(self.threads) < self.max:
                 self._startThread()
 
     def stop(self) -> None:
@@ -81,8 +92,12 @@ class ThreadPool:
         self.joined = True
         with self._lock:
             threads = list(self.threads)
-        for _ in threads:
-            self._jobs.put(_STOP)
+            for _ in threads:
+                self._jobs.put(_STOP)
+            # a thread still busy past the timeout takes its stop from this queue; a
+            # restarted pool's threads use a fresh one
+            self._jobs = queue.SimpleQueue()
+            self._idle = self._queued = 0
         deadline = time.monotonic() + self.shutdownTimeout
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -92,18 +107,22 @@ class ThreadPool:
                         self.name, len(hung), self.shutdownTimeout)
 
     def _startThread(self) -> None:
-        thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self.threads)}",
-                                  daemon=True)
+        thread = threading.Thread(target=self._work, args=(self._jobs,),
+                                  name=f"{self.name}-{next(self._numbers)}", daemon=True)
         self.threads.append(thread)
         thread.start()
 
-    def _work(self) -> None:
+    def _work(self, jobs: queue.SimpleQueue) -> None:
         while True:
             with self._lock:
-                self._idle += 1
-            job = self._jobs.get()
+                current = jobs is self._jobs
+                if current:
+                    self._idle += 1
+            job = jobs.get()
             with self._lock:
-                self._idle -= 1
+                if current and jobs is self._jobs:
+                    self._idle -= 1
+                    self._queued -= job is not _STOP
             if job is _STOP:
                 break
             onResult, f, args, kwargs = job

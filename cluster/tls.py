@@ -8,7 +8,11 @@ BIO, whose bytes take the plain transport's write path (queue, backpressure and 
 ``connectionMade`` comes at once, as in Twisted; writes wait for the handshake. A failed
 handshake, a peer that closes in the middle of one, or one not done within
 ``HANDSHAKE_TIMEOUT`` closes that connection only, with a clear error (logged once per
-episode). ``loseConnection`` sends close_notify first.
+episode). ``loseConnection`` finishes a handshake under way, sends what was written and
+then close_notify (once a registered producer is gone), and closes; writes after
+close_notify are dropped, as Twisted drops them. ``loseWriteConnection`` sends close_notify, then
+half-closes. A peer that closes without close_notify is reported as a lost connection
+(a truncation attack looks the same), its own close_notify as a clean end.
 
 A context factory is an ``ssl.SSLContext`` or any object with Twisted's ``getContext()``.
 """
@@ -46,7 +50,8 @@ def contextOf(contextFactory: Any) -> ssl.SSLContext:
 class TLSState:
     """One connection's TLS: its SSLObject and BIOs, and what waits for the handshake."""
 
-    __slots__ = ("obj", "incoming", "outgoing", "done", "pending", "timer")
+    __slots__ = ("obj", "incoming", "outgoing", "done", "pending", "pendingSize", "timer",
+                 "closing", "closeSent")
 
     def __init__(self, context: ssl.SSLContext, serverSide: bool,
                  hostname: str | None) -> None:
@@ -56,7 +61,13 @@ class TLSState:
                                     server_hostname=None if serverSide else hostname)
         self.done = False
         self.pending: list[bytes] = []  # plaintext written before the handshake ended
+        self.pendingSize = 0
         self.timer: Any = None
+        self.closing: Any = None  # _CLOSE or _HALF_CLOSE once asked to, until close_notify
+        self.closeSent = False
+
+
+_CLOSE, _HALF_CLOSE = "close", "half-close"
 
 
 class TLSTransport:
@@ -78,7 +89,9 @@ class TLSTransport:
                 _failures.record(f"{self._peerText()} closed the connection during the "
                                  f"handshake")
                 return ConnectionLost("closed during the TLS handshake")
-            return CONNECTION_DONE
+            if tls.closeSent:
+                return CONNECTION_DONE  # our close_notify went first; its answer is optional
+            return ConnectionLost("the peer closed the connection without TLS close_notify")
         tls.incoming.write(data)
         if not tls.done:
             why = _handshake(self)
@@ -87,32 +100,45 @@ class TLSTransport:
         return _readPlain(self)
 
     def write(self, data: bytes) -> None:
-        if not self.connected or not data or self._halfClosing:
-            return
         tls = self._tls
-        if not tls.done:
-            tls.pending.append(bytes(data))
+        if not self.connected or not data or tls.closeSent:
             return
-        try:
-            tls.obj.write(data)
-        except ssl.SSLError as e:
-            _failures.record(f"writing to {self._peerText()}: {e}")
+        if tls.done:
+            _encrypt(self, data)
+            return
+        tls.pending.append(bytes(data))
+        tls.pendingSize += len(data)
+        if tls.pendingSize > self.maxBuffered:
+            _failures.record(f"{tls.pendingSize} bytes written for {self._peerText()} "
+                             f"before its handshake ended; closed")
             self.abortConnection()
-            return
-        _flush(self)
 
     def loseConnection(self) -> None:
-        """Send close_notify, then what is queued, then close."""
+        """Finish the handshake if one is under way, send what was written and
+        close_notify (after a registered producer is gone), then close."""
         if self.disconnected or self.disconnecting:
             return
-        tls = self._tls
-        if tls.done:
-            try:
-                tls.obj.unwrap()
-            except (ssl.SSLWantReadError, ssl.SSLError):
-                pass  # ours is sent; the peer's answer is not waited for
-            _flush(self)
-        Connection.loseConnection(self)
+        self.disconnecting = True
+        self._tls.closing = _CLOSE
+        _closeWhenReady(self)
+
+    def loseWriteConnection(self) -> None:
+        """Send close_notify, then half-close; reading goes on until the peer closes."""
+        if self.disconnected or self.disconnecting or self._tls.closing is not None:
+            return
+        self._tls.closing = _HALF_CLOSE
+        _closeWhenReady(self)
+
+    def unregisterProducer(self) -> None:
+        super().unregisterProducer()
+        if self._tls.closing is not None:
+            _closeWhenReady(self)
+
+    def doWrite(self) -> Any:
+        why = super().doWrite()
+        if why is CONNECTION_DONE and not self._tls.closeSent:
+            return None  # a close is waiting for the handshake or the producer
+        return why
 
     def getPeerCertificate(self) -> dict | None:
         """The peer's certificate as ``ssl.SSLObject.getpeercert()`` gives it (an empty
@@ -124,7 +150,7 @@ class TLSTransport:
         tls = self._tls
         if tls is not None and tls.timer is not None and tls.timer.active():
             tls.timer.cancel()
-        Connection.connectionLost(self, reason)
+        super().connectionLost(reason)
 
     def _peerText(self) -> str:
         try:
@@ -132,6 +158,35 @@ class TLSTransport:
             return f"{peer.host}:{peer.port}"
         except OSError:
             return "a peer"
+
+
+def _encrypt(conn: Any, data: bytes) -> None:
+    try:
+        conn._tls.obj.write(data)
+    except ssl.SSLError as e:
+        _failures.record(f"writing to {conn._peerText()}: {e}")
+        conn.abortConnection()
+        return
+    _flush(conn)
+
+
+def _closeWhenReady(conn: Any) -> None:
+    """Send close_notify once the handshake is over and no producer is registered, then
+    close (or half-close) the plain transport underneath."""
+    tls = conn._tls
+    if tls.closeSent or not tls.done or conn.producer is not None or conn.disconnected:
+        return
+    tls.closeSent = True
+    try:
+        tls.obj.unwrap()
+    except (ssl.SSLWantReadError, ssl.SSLError):
+        pass  # ours is sent; the peer's answer is not waited for
+    _flush(conn)
+    if tls.closing is _HALF_CLOSE:
+        Connection.loseWriteConnection(conn)
+    else:
+        conn.stopReading()
+        conn.startWriting()  # doWrite sends what is queued, then closes
 
 
 def _flush(conn: Any) -> None:
@@ -156,12 +211,14 @@ def _handshake(conn: Any) -> Any:
     if tls.timer is not None and tls.timer.active():
         tls.timer.cancel()
     _flush(conn)
-    pending, tls.pending = tls.pending, []
+    pending, tls.pending, tls.pendingSize = tls.pending, [], 0
     for data in pending:
-        conn.write(data)
+        _encrypt(conn, data)
     completed = getattr(conn.protocol, "handshakeCompleted", None)
     if completed is not None:
         completed()
+    if tls.closing is not None:
+        _closeWhenReady(conn)
     return None
 
 
@@ -174,14 +231,18 @@ def _readPlain(conn: Any) -> Any:
             chunk = obj.read(READ_SIZE)
         except ssl.SSLWantReadError:
             break
-        except ssl.SSLZeroReturnError:  # the peer's close_notify
-            why = CONNECTION_DONE
-            break
         except ssl.SSLError as e:
             _failures.record(f"reading from {conn._peerText()}: {e}")
             why = ConnectionLost(e)
             break
-        if not chunk:
+        if not chunk:  # the peer's close_notify (read raises otherwise): ours answers it
+            why = CONNECTION_DONE
+            if not conn._tls.closeSent:
+                conn._tls.closeSent = True
+                try:
+                    obj.unwrap()
+                except ssl.SSLError:
+                    pass
             break
         chunks.append(chunk)
     _flush(conn)  # what reading made (TLS 1.3 tickets, key updates)

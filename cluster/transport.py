@@ -47,6 +47,7 @@ class Connection:
     # Redis's output-buffer limit): past it the peer is taken not to read, the connection
     # is closed and that is logged. With a producer, the producer is paused instead.
     maxBuffered = 64 << 20
+    _serverSide = True  # accepted here; the client side (cluster.connect) says otherwise
 
     def __init__(self, sock: socket.socket, protocol: Any, reactor: Any, peer: Any = None) -> None:
         self.socket = sock
@@ -219,14 +220,14 @@ class Connection:
         self._halfClosing = True
         self.startWriting()
 
-    _serverSide = True  # accepted here; the client side (cluster.connect) says otherwise
-
     def startTLS(self, contextFactory: Any, normal: bool = True) -> None:
         """Speak TLS from now on (STARTTLS): what was written before went in the clear.
-        ``contextFactory`` is an ``ssl.SSLContext`` or has ``getContext()``."""
+        ``contextFactory`` is an ``ssl.SSLContext`` or has ``getContext()``; with
+        ``normal`` false the roles swap (the accepting side is the TLS client)."""
         from cluster import tls
 
-        tls.start(self, contextFactory, self._serverSide, self._tlsHostname())
+        serverSide = self._serverSide if normal else not self._serverSide
+        tls.start(self, contextFactory, serverSide, self._tlsHostname())
 
     def _tlsHostname(self) -> str | None:
         return None

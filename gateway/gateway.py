@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import socket
 import time
@@ -61,6 +62,14 @@ class _NoFactory:
         return "gateway"
 
 
+def _peerShutDown(sock: socket.socket) -> bool:
+    """Whether the peer closed its sending side (what peeking cannot tell while the bytes
+    it sent stay unread)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLRDHUP)
+    return bool(poller.poll(0))
+
+
 class Preamble:
     """Reads a key-routed connection's first bytes until ``routeKey`` names a key."""
 
@@ -91,8 +100,12 @@ class Preamble:
             return None
         except OSError as e:
             return ConnectionLost(e)
-        if not chunk or (peek and chunk == self.data):
-            return CONNECTION_DONE if not chunk else self._later()
+        if not chunk:
+            return CONNECTION_DONE
+        if peek and chunk == self.data:  # nothing new: has the peer given up?
+            if _peerShutDown(self.sock):
+                return ConnectionLost("closed before its ClientHello was complete")
+            return self._later()
         self.data = chunk if peek else self.data + chunk
         try:
             key = self.gateway.routeKey(self.data)

@@ -120,6 +120,36 @@ def test_clear_line_buffer_from_line_received_returns_the_rest_and_stops_deliver
     assert p.lines == [b"foo", b"quux"] and p.rest == b""
 
 
+def test_delimiter_changed_mid_chunk_splits_the_rest_by_the_new_one():
+    class Switching(Lines):
+        delimiter = b"\n"
+
+        def lineReceived(self, line):
+            self.lines.append(line)
+            self.delimiter = b"\r\n"
+
+    p = Switching()
+    connect(p)
+    p.dataReceived(b"a\nb\nc\r\n")
+    assert p.lines == [b"a", b"b\nc"]  # the rest is rejoined with the old delimiter
+
+
+def test_clear_line_buffer_after_a_failed_line_received_returns_only_new_data():
+    class Failing(Lines):
+        def lineReceived(self, line):
+            if line == b"boom":
+                raise ValueError(line)
+            self.lines.append(line)
+
+    p = Failing()
+    connect(p)
+    try:
+        p.dataReceived(b"boom\r\nstale\r\n")
+    except ValueError:
+        pass
+    assert p.clearLineBuffer() == b""  # the failed chunk's lines are not kept around
+
+
 def test_line_received_stops_after_lose_connection():
     class Quitter(Lines):
         def lineReceived(self, line):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
+import time
 
 import pytest
 import redis
@@ -63,3 +64,28 @@ def test_key_routing_over_tls_uses_the_server_name(make_cluster, certs):
         conn.close()
         assert seen[name] == pids[f"worker-{ownerOf(name, 2)}"], (name, seen[name], pids)
     assert set(seen.values()) == set(pids.values())
+    # names are case-insensitive: USER1 goes where user1 went
+    upper = context.wrap_socket(socket.create_connection(("127.0.0.1", c.port), timeout=10),
+                                server_hostname="USER1")
+    assert int(upper.makefile("rb").readline()) == seen["user1"]
+    upper.close()
+    # a client by IP address sends no server name: served, by the owner of the empty key
+    anonymous = context.wrap_socket(socket.create_connection(("127.0.0.1", c.port),
+                                                             timeout=10))
+    assert int(anonymous.makefile("rb").readline()) == pids[f"worker-{ownerOf(b'', 2)}"]
+    anonymous.close()
+    # half a ClientHello, then the end: closed at once, not at the 5 s preamble timeout
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    hello = context.wrap_bio(incoming, outgoing, server_hostname="user1")
+    with pytest.raises(ssl.SSLWantReadError):
+        hello.do_handshake()
+    partial = socket.create_connection(("127.0.0.1", c.port), timeout=10)
+    partial.sendall(outgoing.read()[:40])
+    partial.shutdown(socket.SHUT_WR)
+    started = time.monotonic()
+    try:
+        assert partial.recv(100) == b""
+    except ConnectionResetError:
+        pass  # closed with the peeked bytes unread: the kernel answers with a reset
+    assert time.monotonic() - started < 3
+    partial.close()

@@ -42,6 +42,10 @@ def test_example_config_in_deploy_loads():
     ('route = "random"', "route must be one of"),
     ('bind = "nowhere"', "HOST:PORT"),
     ('route = "key"', "routeKey"),
+    ("udp = 0", "udp must be a port number from 1"),
+    ("udp = 70000", "udp must be a port number from 1"),
+    ('tls-ca = "/etc/hostname"', "tls-ca needs tls-cert"),
+    ('tls-cert = "/etc/hostname"', "tls-cert and tls-key go together"),
 ])
 def test_bad_settings_are_refused_clearly(tmp_path, content, message):
     f = tmp_path / "c.toml"

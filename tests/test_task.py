@@ -90,6 +90,67 @@ def test_a_deferred_result_holds_the_next_call_and_a_failure_ends_the_loop():
     done.addErrback(lambda f: None)
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_stop_while_a_call_is_pending_fires_when_it_does(fails):
+    clock = Clock()
+    pending = []
+    loop = task.LoopingCall(lambda: pending.append(Deferred()) or pending[-1])
+    loop.clock = clock
+    done = loop.start(1.0)
+    loop.stop()
+    assert not done.called  # the call's Deferred has not fired yet
+    if fails:
+        pending[0].errback(ValueError("late"))
+        assert done.result.check(ValueError)  # not lost
+        done.addErrback(lambda f: None)
+    else:
+        pending[0].callback(None)
+        assert done.result is loop
+    clock.advance(10)
+    assert len(pending) == 1
+
+
+def test_reset_restarts_the_schedule_and_never_doubles_the_loop():
+    clock = Clock()
+    calls = []
+    loop = task.LoopingCall(lambda: calls.append(clock.seconds()))
+    loop.clock = clock
+    loop.start(1.0)
+    clock.advance(0.5)
+    loop.reset()  # the next call is one interval from now
+    clock.advance(0.9)
+    assert calls == [0.0]
+    clock.advance(0.1)
+    assert calls == [0.0, 1.5]
+    loop.stop()
+
+    pending = []
+    held = task.LoopingCall(lambda: pending.append(Deferred()) or pending[-1])
+    held.clock = clock
+    held.start(1.0)
+    held.reset()  # while waiting on the call's Deferred: nothing more is scheduled
+    clock.advance(5)
+    assert len(pending) == 1
+    pending[0].callback(None)
+    clock.advance(1)
+    assert len(pending) == 2  # one loop, not two
+    held.stop()
+    pending[1].callback(None)
+
+
+def test_with_count_now_false():
+    clock = Clock()
+    counts = []
+    loop = task.LoopingCall.withCount(counts.append)
+    loop.clock = clock
+    loop.start(1.0, now=False)
+    assert counts == []
+    clock.advance(1.0)
+    clock.advance(2.0)
+    assert counts == [1, 2]
+    loop.stop()
+
+
 def test_defer_later_is_in_task_too():
     clock = Clock()
     d = task.deferLater(clock, 2, lambda: "late")
@@ -142,16 +203,66 @@ def test_cooperator_interleaves_iterators_and_waits_on_deferreds(runner):
     assert sorted(order) == [(n, i) for n in "ab" for i in range(4)]
 
 
-def test_a_stopped_task_fails_with_cancelled_error(runner):
-    def forever():
-        while True:
-            yield None
+def forever():
+    while True:
+        yield None
 
+
+def test_a_stopped_task_fails_with_task_stopped_and_refuses_more(runner):
     cooperating = task.Cooperator(clock=runner.reactor).cooperate(forever())
     done = cooperating.whenDone()
     cooperating.stop()
-    assert done.called and done.result.check(CancelledError)
+    assert done.called and done.result.check(task.TaskStopped)
     done.addErrback(lambda f: None)
+    for method in (cooperating.pause, cooperating.resume, cooperating.stop):
+        with pytest.raises(task.TaskStopped):
+            method()
+
+
+def test_pause_nests_and_resume_of_a_running_task_is_refused():
+    steps = []
+
+    def counting():
+        for _ in range(10):
+            steps.append(1)
+            yield None
+
+    clock = Clock()
+    cooperating = task.Cooperator(slice=0.001, clock=clock).cooperate(counting())
+    with pytest.raises(task.NotPaused):
+        cooperating.resume()
+    cooperating.pause()
+    cooperating.pause()
+    clock.advance(0)
+    assert steps == []
+    cooperating.resume()
+    clock.advance(0)
+    assert steps == []  # still paused once
+    cooperating.resume()
+    clock.advance(0)
+    assert len(steps) == 10 and cooperating.whenDone().called
+
+
+def test_a_finished_task_cannot_be_paused(runner):
+    cooperating = task.Cooperator(clock=runner.reactor).cooperate(iter([1, 2]))
+    runner.run_until(cooperating.whenDone())
+    with pytest.raises(task.TaskDone):
+        cooperating.pause()
+
+
+def test_stopping_the_cooperator_ends_every_task_and_refuses_new_ones(runner):
+    cooperator = task.Cooperator(slice=0.001, clock=runner.reactor)
+    running = cooperator.cooperate(forever())
+    paused = cooperator.cooperate(forever())
+    paused.pause()
+    waiting = cooperator.coiterate(iter([Deferred()]))
+    runner.run_until(task.deferLater(runner.reactor, 0.02, lambda: None))
+    cooperator.stop()
+    assert not runner.reactor.getDelayedCalls()
+    later = cooperator.coiterate(forever())
+    for d in (running.whenDone(), paused.whenDone(), waiting, later):
+        assert d.called and d.result.check(task.SchedulerStopped)
+        d.addErrback(lambda f: None)
 
 
 # -- lock, semaphore, queue ----------------------------------------------------------------
@@ -225,3 +336,13 @@ def test_async_with_a_lock(runner):
 
     assert runner.run_until(ensureDeferred(critical())) == "inside"
     assert not lock.locked
+
+
+def test_the_locks_module_may_be_imported_first():
+    import subprocess
+    import sys
+
+    code = ("import cluster.locks\n"
+            "from cluster.defer import DeferredLock, QueueOverflow\n"
+            "assert DeferredLock is cluster.locks.DeferredLock\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=30)

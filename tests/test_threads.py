@@ -135,3 +135,41 @@ def test_a_pool_refuses_work_once_stopped():
     pool.stop()
     with pytest.raises(RuntimeError):
         pool.callInThread(print)
+
+
+def test_a_burst_gets_as_many_threads_as_jobs_up_to_the_bound():
+    pool = ThreadPool(1, 3)
+    pool.start()
+    time.sleep(0.05)  # the one thread is idle when the burst comes
+    meet = threading.Barrier(3, timeout=5)
+    met = []
+    for _ in range(3):
+        pool.callInThread(lambda: met.append(meet.wait()))
+    deadline = time.monotonic() + 5
+    while len(met) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    pool.stop()
+    assert sorted(met) == [0, 1, 2]  # three jobs ran at once: the pool grew to three
+    assert len({t.name for t in threading.enumerate() if t.name.startswith("pool-")}) <= 3
+
+
+def test_shrinking_the_pool_and_restarting_after_a_hung_job():
+    pool = ThreadPool(3, 3)
+    pool.shutdownTimeout = 0.2
+    pool.start()
+    pool.adjustPoolsize(0, 1)  # two threads leave
+    deadline = time.monotonic() + 5
+    while len(pool.threads) > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(pool.threads) == 1
+    release = threading.Event()
+    pool.callInThread(release.wait, 5)
+    pool.stop()  # the job hangs past the timeout: its thread is left behind
+    pool.start()
+    done = threading.Event()
+    release.set()  # the old thread finishes and takes the stop meant for it
+    time.sleep(0.1)
+    pool.callInThread(done.set)
+    assert done.wait(5)  # the restarted pool still runs jobs
+    assert len({t.name for t in pool.threads}) == len(pool.threads)  # names are unique
+    pool.stop()

@@ -5,9 +5,11 @@ blocking ssl clients."""
 from __future__ import annotations
 
 import logging
+import random
 import socket
 import ssl
 import threading
+import time
 
 import pytest
 
@@ -79,33 +81,172 @@ def test_connect_ssl_to_listen_ssl_echoes_after_the_handshake(runner, certs):
     assert dict(x[0] for x in cert["subject"])["commonName"] == "server"
 
 
-def _blocking_client(port, certs, message):
+def _blocking_client(port, certs, message, then=None):
+    """A standard-library TLS client: sends ``message``, reads to the end and tells how
+    it ended ("close_notify", or "eof" for a bare close); ``then(conn)`` runs after."""
     raw = socket.create_connection(("127.0.0.1", port), timeout=10)
-    conn = clientContext(certs).wrap_socket(raw, server_hostname="localhost")
-    conn.sendall(message)
+    conn = clientContext(certs).wrap_socket(raw, server_hostname="localhost",
+                                            suppress_ragged_eofs=False)
+    if message:
+        conn.sendall(message)
     got = b""
     while True:
         try:
             chunk = conn.recv(4096)
+        except ssl.SSLEOFError:
+            end = "eof"
+            break
         except ssl.SSLZeroReturnError:
-            return got, "close_notify"
+            end = "close_notify"
+            break
         if not chunk:
-            return got, "close_notify" if conn.pending() == 0 else "eof"
+            end = "close_notify"
+            break
         got += chunk
+    if then is not None:
+        then(conn)
+    conn.close()
+    return got, end
+
+
+def _serve_one(runner, certs, protocol, message, then=None, until=lambda: True):
+    """Serve one standard-library client with ``protocol`` until it is done and
+    ``until()`` holds; its (bytes, end)."""
+    r = runner.reactor
+    port = r.listenSSL(0, Factory.forProtocol(protocol), serverContext(certs),
+                       interface="127.0.0.1")
+    out = []
+    finished = threading.Event()
+
+    def client():
+        try:
+            out.append(_blocking_client(port.getHost().port, certs, message, then))
+        except OSError as e:  # ssl.SSLError included: the server closed mid-handshake
+            out.append((b"", type(e).__name__))
+        finally:
+            finished.set()
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    runner.run_until(polled(r, lambda: finished.is_set() and until()))
+    thread.join(5)
+    return out[0] if out else None
+
+
+def polled(reactor, condition):
+    """A Deferred that fires once ``condition()`` holds (looked at every 10 ms)."""
+    done = Deferred()
+
+    def poll():
+        if condition():
+            done.callback(None)
+        else:
+            reactor.callLater(0.01, poll)
+
+    reactor.callLater(0, poll)
+    return done
 
 
 def test_a_standard_library_client_and_close_notify(runner, certs):
+    assert _serve_one(runner, certs, Echo, b"bye") == (b"bye", "close_notify")
+
+
+def test_lose_connection_before_the_handshake_ends_still_delivers_then_closes(runner, certs):
+    class Early(Protocol):
+        def connectionMade(self):
+            self.transport.write(b"early")  # held until the handshake is done
+            self.transport.loseConnection()
+            self.transport.write(b" late")  # close_notify is not sent yet: this goes too
+
+    assert _serve_one(runner, certs, Early, b"") == (b"early late", "close_notify")
+
+
+def test_writes_after_close_notify_are_dropped(runner, certs, caplog):
+    class Late(Protocol):
+        def dataReceived(self, data):
+            self.transport.write(data)
+            self.transport.loseConnection()  # close_notify goes at once
+            self.transport.write(b" dropped")
+
+    assert _serve_one(runner, certs, Late, b"last") == (b"last", "close_notify")
+    assert "TLS" not in caplog.text  # dropped quietly, not an error
+
+
+def test_close_notify_waits_for_a_registered_producer(runner, certs):
+    class Chunks:
+        def __init__(self, transport):
+            self.transport, self.left = transport, 3
+
+        def resumeProducing(self):
+            if self.left:
+                self.left -= 1
+                self.transport.write(b"chunk%d;" % self.left)
+            else:
+                self.transport.unregisterProducer()
+
+        def stopProducing(self):
+            pass
+
+    class Producing(Protocol):
+        def connectionMade(self):
+            self.transport.registerProducer(Chunks(self.transport), False)
+            self.transport.loseConnection()  # once the producer is done
+
+    got, end = _serve_one(runner, certs, Producing, b"")
+    assert (got, end) == (b"chunk2;chunk1;chunk0;", "close_notify")
+
+
+def test_a_peer_without_close_notify_is_a_lost_connection(runner, certs):
+    from cluster.error import ConnectionDone
+
+    reasons = []
+
+    class Recording(Echo):
+        def connectionLost(self, reason):
+            reasons.append(reason)
+
     r = runner.reactor
-    port = r.listenSSL(0, Factory.forProtocol(Echo), serverContext(certs),
+    port = r.listenSSL(0, Factory.forProtocol(Recording), serverContext(certs),
                        interface="127.0.0.1")
-    out = []
-    done = Deferred()
-    thread = threading.Thread(target=lambda: (out.append(_blocking_client(
-        port.getHost().port, certs, b"bye")), r.callFromThread(done.callback, None)))
+
+    def clients():
+        for clean in (False, True):
+            raw = socket.create_connection(("127.0.0.1", port.getHost().port), timeout=10)
+            conn = clientContext(certs).wrap_socket(raw, server_hostname="localhost")
+            conn.sendall(b"x")
+            conn.recv(1)
+            if clean:
+                conn.unwrap()  # close_notify first
+            conn.close()  # close() alone sends none: the TCP end only
+            while len(reasons) < (2 if clean else 1):
+                time.sleep(0.01)
+
+    thread = threading.Thread(target=clients, daemon=True)
     thread.start()
-    runner.run_until(done)
+    runner.run_until(polled(r, lambda: len(reasons) == 2))
     thread.join(5)
-    assert out == [(b"bye", "close_notify")]  # the server's close was a TLS close
+    assert not reasons[0].check(ConnectionDone)  # a truncation is not a clean end
+    assert "close_notify" in str(reasons[0].value)
+    assert reasons[1].check(ConnectionDone)
+
+
+def test_lose_write_connection_sends_close_notify_and_keeps_reading(runner, certs):
+    heard = []
+
+    class HalfClosing(Protocol):
+        def dataReceived(self, data):
+            heard.append(data)
+            if data == b"half":
+                self.transport.write(b"part")
+                self.transport.loseWriteConnection()
+
+    def more(conn):
+        conn.sendall(b"more")  # our side may still write after the server's close_notify
+        conn.unwrap()
+
+    got = _serve_one(runner, certs, HalfClosing, b"half", then=more,
+                     until=lambda: b"more" in b"".join(heard))
+    assert got == (b"part", "close_notify")
 
 
 def test_a_failed_handshake_closes_that_connection_only(runner, certs, caplog):
@@ -240,13 +381,73 @@ def test_the_server_name_is_read_from_a_real_client_hello():
     """gateway.sni parses what the standard library's client sends, incomplete or not."""
     from gateway.sni import NotTLS, serverName
 
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    context = ssl.create_default_context()
-    obj = context.wrap_bio(incoming, outgoing, server_hostname="shard-7.example")
-    with pytest.raises(ssl.SSLWantReadError):
-        obj.do_handshake()
-    hello = outgoing.read()
-    assert serverName(hello) == b"shard-7.example"
+    def helloFor(name):
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        context = ssl.create_default_context()
+        context.check_hostname = name is not None
+        obj = context.wrap_bio(incoming, outgoing, server_hostname=name)
+        with pytest.raises(ssl.SSLWantReadError):
+            obj.do_handshake()
+        return outgoing.read()
+
+    hello = helloFor("Shard-7.Example")
+    assert serverName(hello) == b"shard-7.example"  # names are case-insensitive
     assert serverName(hello[:20]) is None  # more is needed
+    assert serverName(helloFor(None)) == b""  # a client by IP address names none
     with pytest.raises(NotTLS):
         serverName(b"GET / HTTP/1.1\r\n")
+    # garbage in any byte gives a name, "more", or NotTLS: never another exception
+    rng = random.Random(9)
+    for _ in range(3000):
+        mangled = bytearray(hello)
+        for _ in range(rng.randint(1, 4)):
+            mangled[rng.randrange(len(mangled))] = rng.randrange(256)
+        cut = bytes(mangled[:rng.randrange(len(mangled) + 1)] if rng.random() < 0.3
+                    else mangled)
+        try:
+            assert serverName(cut) is None or isinstance(serverName(cut), bytes)
+        except NotTLS:
+            pass
+
+
+def test_start_tls_with_roles_swapped(runner, certs):
+    """normal=False: the side that accepted is the TLS client (as Twisted's startTLS)."""
+    r = runner.reactor
+    done = Deferred()
+
+    class Accepting(Protocol):
+        def connectionMade(self):
+            self.transport.startTLS(clientContext(certs), normal=False)
+            self.transport.write(b"from the accepting side")
+
+    class Connecting(Protocol):
+        def connectionMade(self):
+            self.transport.startTLS(serverContext(certs), normal=False)
+
+        def dataReceived(self, data):
+            done.callback((data, self.transport.getPeerCertificate()))
+
+    port = r.listenTCP(0, Factory.forProtocol(Accepting), interface="127.0.0.1")
+    r.connectTCP("127.0.0.1", port.getHost().port, ClientFactory.forProtocol(Connecting))
+    data, cert = runner.run_until(done)
+    assert data == b"from the accepting side"
+    assert cert is None  # the TLS server asked for no client certificate
+
+
+def test_plaintext_held_for_the_handshake_is_bounded(runner, certs, caplog, monkeypatch):
+    from cluster.transport import Connection
+
+    monkeypatch.setattr(Connection, "maxBuffered", 4096)
+    states = []
+
+    class Flooding(Protocol):
+        def connectionMade(self):
+            states.append(self.transport.getPeerCertificate())  # None: no handshake yet
+            for _ in range(3):
+                self.transport.write(b"x" * 2000)  # held: the handshake has not ended
+            states.append(self.transport.disconnecting)
+
+    got, end = _serve_one(runner, certs, Flooding, b"")
+    assert states == [None, True]  # aborted at once, past the bound
+    assert got == b"" and end != "close_notify"  # nothing of it was sent
+    assert "before its handshake ended" in caplog.text
