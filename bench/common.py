@@ -128,9 +128,10 @@ def versions(*modules: str) -> str:
 
 
 @contextmanager
-def cluster(target: str, workers: int, route: str | None = None, timeout: float = 30.0):
-    """Run ``cluster run TARGET`` with ``workers`` workers; yield (port, pids of every
-    cluster process); stop it and kill anything left, by PID."""
+def cluster(target: str, workers: int, route: str | None = None, timeout: float = 30.0,
+            extra: Sequence[str] = ()):
+    """Run ``cluster run TARGET`` with ``workers`` workers (and ``extra`` flags); yield
+    (port, pids of every cluster process); stop it and kill anything left, by PID."""
     from cluster import control
 
     port = free_port()
@@ -139,6 +140,7 @@ def cluster(target: str, workers: int, route: str | None = None, timeout: float 
             "--bind", f"127.0.0.1:{port}", "--name", name, "--log-level", "WARNING"]
     if route:
         argv += ["--route", route]
+    argv += extra
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
     pids: list[int] = [proc.pid]

@@ -32,7 +32,7 @@ def setup(role: str, argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     spec = json.loads(args.spec)
     spec["node"] = args.node
-    logs.setup(args.node, spec.get("log_level", "INFO"))
+    logs.setup(role, spec.get("log_level", "INFO"), spec.get("log_format", "text"), args.node)
     process.setTitle(f"cl-{args.name}-{args.node}"[:15])
     process.dieWithParent(spec["supervisor_pid"])
     # Ctrl-C reaches the whole foreground process group; the supervisor alone decides

@@ -10,23 +10,7 @@ from typing import Any
 
 from cluster import config as configmod
 from cluster import control, logs
-
-
-def _humanBytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f}{unit}" if unit == "B" else f"{n:.1f}{unit}"
-        n /= 1024
-    return str(n)
-
-
-def _humanTime(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+from cluster.statuspage import humanBytes, humanTime
 
 
 def formatStatus(status: dict[str, Any]) -> str:
@@ -35,9 +19,9 @@ def formatStatus(status: dict[str, Any]) -> str:
             "FDS")
     rows = [head]
     for p in status["processes"]:
-        rows.append((p["role"], p["node"], str(p["pid"]), p["state"], _humanTime(p["uptime"]),
+        rows.append((p["role"], p["node"], str(p["pid"]), p["state"], humanTime(p["uptime"]),
                      str(p["restarts"]), str(p["connections"]), f"{p['cpu_percent']:.1f}",
-                     _humanBytes(p["rss"]), str(p["fds"])))
+                     humanBytes(p["rss"]), str(p["fds"])))
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = [f"cluster {status['name']} on {status.get('bind', '?')} "
              f"(route {status.get('route', '?')})"]
@@ -45,10 +29,7 @@ def formatStatus(status: dict[str, Any]) -> str:
               for r in rows]
     if status.get("operation"):
         lines.append(f"in progress: {status['operation']}")
-    reload = status.get("reload") or {}
-    if reload.get("state") == "failed":
-        first = str(reload.get("error", "")).strip().splitlines()[:1]
-        lines.append(f"WARNING: the last reload failed: {first[0] if first else '?'}")
+    lines += [f"WARNING: {w['message']}" for w in status.get("warnings", [])]
     return "\n".join(lines)
 
 
@@ -58,13 +39,14 @@ def cmd_run(args: argparse.Namespace) -> int:
                  "graceful_timeout": args.graceful_timeout,
                  "heartbeat_timeout": args.heartbeat_timeout, "log_level": args.log_level,
                  "rpc_timeout": args.rpc_timeout, "udp": args.udp,
-                 "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_ca": args.tls_ca}
+                 "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_ca": args.tls_ca,
+                 "metrics": args.metrics, "log_format": args.log_format}
     try:
         cfg = configmod.load(args.config, overrides)
     except (ValueError, OSError) as e:
         print(f"cluster run: {e}", file=sys.stderr)
         return 2
-    logs.setup("supervisor", cfg.log_level)
+    logs.setup("supervisor", cfg.log_level, cfg.log_format)
     from cluster.supervisor import Supervisor
 
     try:
@@ -106,15 +88,13 @@ def cmd_reload(args: argparse.Namespace) -> int:
 def cmd_load(args: argparse.Namespace) -> int:
     from cluster.load import runner
 
-    host, _, port = args.target.rpartition(":")
-    if args.duration is None and args.requests is None:
-        args.duration = 10.0
-    options = {"keyspace": args.keyspace, "value_size": args.value_size,
-               "set_ratio": args.set_ratio, "pipeline": args.pipeline}
     try:
-        summary = runner.run(host.strip("[]") or "127.0.0.1", int(port), args.workload,
-                             args.connections, args.processes, args.duration, args.requests,
-                             options, progress=not args.json and sys.stderr.isatty())
+        summary = runner.run(args.target, args.workload, connections=args.connections,
+                             requests=args.requests, duration=args.duration,
+                             pipeline=args.pipeline, processes=args.processes,
+                             progress=not args.json and sys.stderr.isatty(),
+                             keyspace=args.keyspace, value_size=args.value_size,
+                             set_ratio=args.set_ratio)
     except RuntimeError as e:  # a load process died (its own error is on stderr)
         print(f"cluster load: {e}", file=sys.stderr)
         return 1
@@ -141,6 +121,12 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--rpc-timeout", type=float,
                      help="seconds before an RPC call fails with TimeoutError (default 10)")
     run.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR")
+    run.add_argument("--log-format", choices=configmod.LOG_FORMATS,
+                     help="text (default) or json: one JSON object per line, from every "
+                     "process")
+    run.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics, "
+                     "/status.json and a live status page at / on this address (off by "
+                     "default)")
     run.add_argument("--tls-cert", metavar="FILE", help="workers speak TLS with this "
                      "certificate (PEM); the handshake happens in the worker")
     run.add_argument("--tls-key", metavar="FILE", help="the certificate's private key")

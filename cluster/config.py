@@ -15,6 +15,15 @@ from typing import Any
 from cluster import rundir
 
 ROUTES = ("least-connections", "round-robin", "source-hash", "key")
+LOG_FORMATS = ("text", "json")
+
+
+def splitHostPort(address: str, setting: str) -> tuple[str, int]:
+    """``HOST:PORT`` split into host and port (``[::1]:80`` for IPv6)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{setting} must be HOST:PORT, not {address!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def defaultWorkers() -> int:
@@ -45,6 +54,8 @@ class Config:
     tls_cert: str | None = None  # workers speak TLS with this certificate (PEM) ...
     tls_key: str | None = None  # ... and key
     tls_ca: str | None = None  # and, if set, require client certificates signed by this
+    metrics: str | None = None  # HOST:PORT: the supervisor serves /metrics, /status.json, /
+    log_format: str = "text"  # or "json": one JSON object per line
 
     def __post_init__(self) -> None:
         if not self.workers:
@@ -69,15 +80,16 @@ class Config:
         if self.udp is not None and not 1 <= self.udp <= 65535:
             # not 0 either: each worker would bind a different port of its own
             raise ValueError(f"udp must be a port number from 1 to 65535, not {self.udp!r}")
+        if self.log_format not in LOG_FORMATS:
+            raise ValueError(f"log-format must be text or json, not {self.log_format!r}")
+        if self.metrics is not None:
+            splitHostPort(self.metrics, "metrics")
         self.hostPort()
         rundir.path(self.name)  # a valid name, and room for the sockets in its directory
 
     def hostPort(self) -> tuple[str, int]:
         """``bind`` split into host and port (``[::1]:80`` for IPv6)."""
-        host, sep, port = self.bind.rpartition(":")
-        if not sep or not port.isdigit():
-            raise ValueError(f"bind must be HOST:PORT, not {self.bind!r}")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        return splitHostPort(self.bind, "bind")
 
     def toDict(self) -> dict[str, Any]:
         return asdict(self)

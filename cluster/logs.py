@@ -2,17 +2,56 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 
-def setup(role: str, level: str | int = "INFO") -> None:
-    """Send the ``cluster`` logs (and the root logger's) to stderr, tagged with ``role``."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line, for a log collector: ``time`` (RFC 3339,
+    UTC), ``level``, ``role``, ``node``, ``pid``, ``logger``, ``message`` and ``exc`` (the
+    traceback) when there is one."""
+
+    def __init__(self, role: str, node: str) -> None:
+        super().__init__()
+        self.role = role
+        self.node = node
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(
+                timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname, "role": self.role, "node": self.node,
+            "pid": record.process, "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            entry["exc"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def _logUncaught(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+    logging.getLogger("cluster").critical("uncaught exception", exc_info=(kind, value, tb))
+
+
+def setup(role: str, level: str | int = "INFO", fmt: str = "text",
+          node: str | None = None) -> None:
+    """Send the ``cluster`` logs (and the root logger's) to stderr, tagged with the
+    process's ``role`` and ``node`` (its name in the cluster), as text or JSON lines."""
+    node = node or role
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(
-        f"%(asctime)s [{role} %(process)d] %(levelname)s %(name)s: %(message)s"))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(role, node))
+        sys.excepthook = _logUncaught  # a crash's traceback is a JSON line too
+    else:
+        sys.excepthook = sys.__excepthook__
+        handler.setFormatter(logging.Formatter(
+            f"%(asctime)s [{node} %(process)d] %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -49,6 +49,7 @@ from cluster.failure import Failure
 from cluster.logs import Episodes
 from cluster.membership import FROZEN, HERE, Membership
 from cluster.membership import Peer as _Peer
+from cluster.metrics import ITEMS_BOUNDS, RPC_LATENCY_BOUNDS, Histogram
 from cluster.rpcwire import (
     BATCH_BYTES,
     PART_SIZE,
@@ -130,12 +131,13 @@ def _ping() -> int:
 # -- the node --------------------------------------------------------------------------------
 
 class _Call:
-    __slots__ = ("deferred", "peer", "timer")
+    __slots__ = ("deferred", "peer", "timer", "sent")
 
-    def __init__(self, deferred: Deferred, peer: _Peer, timer: Any) -> None:
+    def __init__(self, deferred: Deferred, peer: _Peer, timer: Any, sent: float) -> None:
         self.deferred = deferred
         self.peer = peer
         self.timer = timer
+        self.sent = sent
 
 
 class _Box:
@@ -194,6 +196,10 @@ class RpcNode(Membership):
         self.calls = 0  # calls made (all nodes)
         self.served = 0  # calls answered here
         self.messagesSent = 0
+        self.itemsSent = 0
+        self.errors: dict[str, int] = {"RemoteError": 0, "TimeoutError": 0, "NodeLost": 0}
+        self.latency = Histogram(RPC_LATENCY_BOUNDS)  # of every call that was sent
+        self.itemsPerMessage = Histogram(ITEMS_BOUNDS)
         self.lastServed = 0.0  # when a call last arrived (monotonic)
         self.badMessages = Episodes(log, f"rpc {node}: dropped a %s", reactor)
         self.sendFailures = Episodes(log, f"rpc {node}: could not send %s", reactor)
@@ -261,13 +267,14 @@ class RpcNode(Membership):
         self.calls += 1
         if peer is None or peer.lost:  # fails in a later iteration, as a reply would
             why = NodeLost(f"{node or (peer and peer.node)} is not up")
+            self.errors["NodeLost"] += 1
             later = self.reactor.callLater(0, lambda: d.errback(why))
             d = Deferred(lambda _: later.cancel())
             return d
         d = Deferred(lambda _: self._cancel(cid))
         delay = self.timeout if timeout is None else timeout
         timer = self.reactor.callLater(delay, self._timedOut, cid, peer.node, method, delay)
-        self.pending[cid] = _Call(d, peer, timer)
+        self.pending[cid] = _Call(d, peer, timer, timer.time - delay)
         self._enqueue(peer if peer is not self.me else _LOCAL, item, cid)
         return d
 
@@ -303,12 +310,19 @@ class RpcNode(Membership):
     def _timedOut(self, cid: int, node: str, method: str, delay: float) -> None:
         call = self.pending.pop(cid, None)
         if call is not None:
+            self.errors["TimeoutError"] += 1
+            self.latency.observe(delay)
             call.deferred.errback(TimeoutError(f"{method} on {node}: no reply within {delay}s"))
 
     def _settle(self, call: _Call, result: Any) -> None:
         if call.timer.active():
             call.timer.cancel()
+        self.latency.observe(self.reactor.seconds() - call.sent)
         if isinstance(result, Failure):
+            kind = ("NodeLost" if isinstance(result.value, NodeLost) else
+                    "TimeoutError" if isinstance(result.value, TimeoutError) else
+                    "RemoteError")
+            self.errors[kind] += 1
             call.deferred.errback(result)
         else:
             call.deferred.callback(result)
@@ -356,7 +370,8 @@ class RpcNode(Membership):
         for to, box in outbox.items():
             self._send(to, box)
         if local:
-            self._handle(msgpack.unpackb(self._message(local.items), strict_map_key=False)[1],
+            self._handle(msgpack.unpackb(self._message(local.items, False),
+                                         strict_map_key=False)[1],
                          _LOCAL, None)
 
     def _send(self, to: Any, box: _Box) -> None:
@@ -434,8 +449,11 @@ class RpcNode(Membership):
                 inFlight.append(tracker)
         self._streams.pop(to, None)
 
-    def _message(self, items: list[bytes]) -> bytes:
+    def _message(self, items: list[bytes], outgoing: bool = True) -> bytes:
         """``[VERSION, items]`` from items packed one by one (so a bad one fails alone)."""
+        if outgoing:
+            self.itemsSent += len(items)
+            self.itemsPerMessage.observe(len(items))
         return self._head + self._packer.pack_array_header(len(items)) + b"".join(items)
 
     def _dial(self, peer: _Peer) -> ZmqSocket:
@@ -621,6 +639,13 @@ class RpcNode(Membership):
                           traceback.format_exc())
 
     # -- shutting down -------------------------------------------------------------------
+
+    def metrics(self) -> dict[str, Any]:
+        """This node's RPC numbers, for ``--metrics``."""
+        return {"calls": self.calls, "served": self.served, "errors": dict(self.errors),
+                "messages": self.messagesSent, "items": self.itemsSent,
+                "latency": self.latency.snapshot(),
+                "items_per_message": self.itemsPerMessage.snapshot()}
 
     def busyFor(self, quiet: float = 0.5) -> float:
         """Seconds to wait before this node can go without cutting a call off: while calls

@@ -36,6 +36,7 @@ from cluster.control import ControlFactory
 from cluster.defer import Deferred, DeferredList, deferLater, inlineCallbacks, maybeDeferred
 from cluster.error import TimeoutError
 from cluster.failure import Failure
+from cluster.monitor import Monitor
 from cluster.rpc import RpcNode
 from cluster.shards import moves, slotsOf
 
@@ -45,6 +46,14 @@ QUICK_EXIT = 5.0  # a child that dies sooner than this after starting did not re
 MOVE_RETRY_AFTER = 0.5  # seconds between two attempts at a resize's move
 MAX_BACKOFF = 10.0
 CRASH_LOOP = 5  # quick failures in a row that count as a crash loop
+
+
+def _gist(text: str) -> str:
+    """An error in one line: its first, and its last (a traceback's exception) if longer."""
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return "?"
+    return lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
 
 
 class SpawnFailed(Exception):
@@ -82,6 +91,7 @@ class Supervisor:
         self.gateway: Child | None = None
         self.successors: dict[Any, Child] = {}  # index (None: gateway) -> starting successor
         self.restarts: dict[str, int] = {}
+        self.down: dict[str, tuple[str, float, str]] = {}  # node -> role, since, why
         self.quickFailures: dict[str, int] = {}
         self.state = "starting"
         self.everRunning = False  # after the first full start, a boot error is a crash
@@ -99,6 +109,7 @@ class Supervisor:
         self.ps = psutil.Process()
         self.ps.cpu_percent()
         self.rpc: RpcNode | None = None
+        self.monitor: Monitor | None = None
         self._tick: Any = None
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -108,6 +119,8 @@ class Supervisor:
         self.rundir = rundir.create(cfg.name)
         try:
             self.listening = self._listen()
+            if cfg.metrics:
+                self.monitor = Monitor(self, cfg.metrics)
             self.controlPort = self.reactor.listenUNIX(
                 rundir.controlPath(cfg.name), ControlFactory(self), mode=0o600)
             handlers = {signal.SIGTERM: self.handle_term, signal.SIGINT: self.handle_int,
@@ -170,6 +183,7 @@ class Supervisor:
         except (OSError, psutil.Error, subprocess.SubprocessError) as e:
             raise SpawnFailed(f"could not start {child.node}: {e}") from e
         self.children.append(child)
+        self.down.pop(child.node, None)
         child.channel.send(self._peersMessage())  # who serves what, from its first moment
         log.info("started %s (pid %d)%s", child.node, child.pid,
                  " as a successor" if child.successor else "")
@@ -180,6 +194,7 @@ class Supervisor:
         return {"target": cfg.target, "route": cfg.route, "workers": cfg.workers,
                 "slots": cfg.slots, "graceful_timeout": cfg.graceful_timeout,
                 "heartbeat_interval": cfg.heartbeat_interval, "log_level": cfg.log_level,
+                "log_format": cfg.log_format,
                 "preamble_limit": cfg.preamble_limit, "preamble_timeout": cfg.preamble_timeout,
                 "rpc_timeout": cfg.rpc_timeout, "rundir": self.rundir,
                 "supervisor_pid": os.getpid(), "udp": cfg.udp, "host": cfg.hostPort()[0],
@@ -250,6 +265,8 @@ class Supervisor:
                     self._moveOver(msg[1], f"{child.node}: {msg[2] if len(msg) > 2 else '?'}")
         elif kind == "leaving":
             self._leaving(child)
+        elif kind == "metrics" and len(msg) > 2 and self.monitor is not None:
+            self.monitor.answered(child, msg[1], msg[2])
         else:
             log.warning("%s sent an unknown message %r", child.node, kind)
 
@@ -406,6 +423,7 @@ class Supervisor:
     def _scheduleRestart(self, role: str, index: int | None, node: str, how: str,
                          started: float) -> None:
         self.restarts[node] = self.restarts.get(node, 0) + 1
+        self.down[node] = (role, time.monotonic(), how)
         lived = time.monotonic() - started
         quick = self.quickFailures.get(node, 0) + 1 if lived < QUICK_EXIT else 0
         self.quickFailures[node] = quick
@@ -775,15 +793,46 @@ class Supervisor:
         now = time.monotonic()
         rows = [self._row("supervisor", "supervisor", self.ps, self.state,
                           now - self.started, 0, {})]
-        for child in sorted(self.children, key=lambda c: (c.role != "gateway",
-                                                          c.index or 0, c.started)):
-            rows.append(self._row(child.role, child.node, child.ps, child.state,
-                                  now - child.started, self.restarts.get(child.node, 0),
-                                  child.stats))
+        live = {child.node for child in self.children}
+        dead = [(role, node, since) for node, (role, since, _) in self.down.items()
+                if node not in live]
+        entries = [(child.role, child.index or 0, child.started, child) for child in
+                   self.children]
+        entries += [(role, int(node.rpartition("-")[2] or 0) if role == "worker" else 0,
+                     since, node) for role, node, since in dead]
+        for role, _, started, entry in sorted(entries, key=lambda e: (e[0] != "gateway",
+                                                                      e[1], e[2])):
+            if isinstance(entry, Child):
+                rows.append(self._row(role, entry.node, entry.ps, entry.state, now - started,
+                                      self.restarts.get(entry.node, 0), entry.stats))
+            else:  # died, waiting for its restart
+                rows.append(self._row(role, entry, None, "down", now - started,
+                                      self.restarts.get(entry, 0), {}))
         return {"name": self.config.name, "bind": f"{self.config.hostPort()[0]}:"
                 f"{self.boundPort}", "route": self.config.route, "workers": self.config.workers,
                 "operation": self.operation, "reload": self.lastReload,
-                "orphans_reaped": self.orphansReaped, "processes": rows}
+                "orphans_reaped": self.orphansReaped, "warnings": self._warnings(live),
+                "metrics": self.monitor.address if self.monitor is not None else None,
+                "processes": rows}
+
+    def _warnings(self, live: set[str]) -> list[dict[str, Any]]:
+        """What an operator should look at: crash loops, a failed reload."""
+        warnings = []
+        now = time.monotonic()
+        for node, quick in sorted(self.quickFailures.items()):
+            recent = node not in live or any(c.node == node and now - c.started < QUICK_EXIT
+                                             for c in self.children)
+            if quick >= CRASH_LOOP and recent:
+                why = _gist(self.down.get(node, ("", 0.0, "?"))[2])
+                warnings.append({"kind": "crash_loop", "node": node, "message":
+                                 f"{node} is in a crash loop: {quick} quick exits in a row "
+                                 f"(last: {why})"})
+        if (self.lastReload or {}).get("state") == "failed":
+            why = _gist(str(self.lastReload.get("error", "")))
+            warnings.append({"kind": "reload_failed", "node": None, "message":
+                             f"the last reload failed: {why}; the processes that were "
+                             f"serving keep serving"})
+        return warnings
 
     @staticmethod
     def _row(role: str, node: str, ps: psutil.Process | None, state: str, uptime: float,
@@ -791,11 +840,14 @@ class Supervisor:
         row = {"role": role, "node": node, "pid": ps.pid if ps else 0, "state": state,
                "uptime": round(uptime, 1), "restarts": restarts,
                "connections": stats.get("open", 0), "cpu_percent": 0.0, "rss": 0, "fds": 0,
-               "accepted": stats.get("accepted", 0)}
+               "accepted": stats.get("accepted", 0), "requests": stats.get("requests", 0),
+               "cpu_seconds": 0.0}
         if ps is not None:
             try:
                 with ps.oneshot():
                     row["cpu_percent"] = ps.cpu_percent()
+                    times = ps.cpu_times()
+                    row["cpu_seconds"] = round(times.user + times.system, 3)
                     row["rss"] = ps.memory_info().rss
                     row["fds"] = ps.num_fds()
             except psutil.Error:

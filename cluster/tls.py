@@ -23,6 +23,7 @@ import logging
 import ssl
 from typing import Any
 
+from cluster import transport
 from cluster.error import CONNECTION_DONE, ConnectionLost
 from cluster.failure import Failure
 from cluster.logs import Episodes
@@ -93,6 +94,7 @@ class TLSTransport:
                 return CONNECTION_DONE  # our close_notify went first; its answer is optional
             return ConnectionLost("the peer closed the connection without TLS close_notify")
         tls.incoming.write(data)
+        transport.reads += 1
         if not tls.done:
             why = _handshake(self)
             if why is not None or not tls.done:

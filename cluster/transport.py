@@ -28,6 +28,12 @@ from cluster.logs import Episodes
 log = logging.getLogger("cluster")
 
 _IOV_MAX = 1024
+reads = 0  # dataReceived deliveries by this process's connections: its "requests" by default
+
+
+def readCount() -> int:
+    """How many reads this process's stream connections have delivered."""
+    return reads
 
 
 class Connection:
@@ -110,6 +116,8 @@ class Connection:
             return ConnectionLost(e)
         if not data:
             return CONNECTION_DONE
+        global reads
+        reads += 1
         self.protocol.dataReceived(data)
         return None
 

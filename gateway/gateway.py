@@ -173,6 +173,10 @@ class Gateway:
         self.accepts = 0
         self.handed = 0
         self.refused = 0
+        # how each connection was routed: to the policy's first choice, to another worker
+        # (the first was dead, stalled or full), made to wait for room, or refused
+        self.outcomes = {"preferred": 0, "fallback": 0, "waited": 0, "refused": 0}
+        self.handedTo: dict[int, int] = {}  # worker index -> connections handed to it
         self.stopping = False
         self.refusals = Episodes(log, "no worker could take a connection (%s): closed", reactor,
                                  level=logging.ERROR)
@@ -232,17 +236,21 @@ class Gateway:
         now = time.monotonic()
         stallAfter = self.stallAfter
         busy = False
-        for slot in self.policy.order(self._ordered, addr, key, self.workers):
+        for tried, slot in enumerate(self.policy.order(self._ordered, addr, key,
+                                                       self.workers)):
             if slot.usable(now, stallAfter):
                 if slot.channel.send(header, (fd,)):
                     slot.handed()
                     self.handed += 1
+                    self.outcomes["fallback" if tried else "preferred"] += 1
+                    self.handedTo[slot.index] = self.handedTo.get(slot.index, 0) + 1
                     return HANDED
                 busy = busy or slot.channel.full
         return BUSY if busy else REFUSED
 
     def _refuse(self, addr: Any) -> None:
         self.refused += 1
+        self.outcomes["refused"] += 1
         self.refusals.record(f"from {addr}")
 
     def _wait(self, handoff: tuple) -> bool:
@@ -251,6 +259,7 @@ class Gateway:
             self._refuse(handoff[1])
             return False
         self.waiting.append(handoff)
+        self.outcomes["waited"] += 1
         if self.port.connected and not self.port.paused:
             self.port.pause()
         if self._retry is None:
@@ -311,6 +320,8 @@ class Gateway:
         elif kind == "peers":
             if self.rpc is not None:
                 self.rpc.setPeers(*msg[1:5])
+        elif kind == "metrics":
+            self.control.send(["metrics", msg[1], self.metrics()])
         else:
             for fd in fds:
                 os.close(fd)
@@ -343,6 +354,13 @@ class Gateway:
     def heartbeat(self) -> None:
         self.control.send(["hb", {"open": len(self.preambles), "accepted": self.accepts,
                                   "handed": self.handed, "refused": self.refused}])
+
+    def metrics(self) -> dict[str, Any]:
+        """The gateway's numbers, for ``--metrics``."""
+        return {"open": len(self.preambles), "accepted": self.accepts,
+                "outcomes": dict(self.outcomes), "waiting": len(self.waiting),
+                "handed_to": {f"worker-{i}": n for i, n in self.handedTo.items()},
+                "rpc": self.rpc.metrics() if self.rpc is not None else None}
 
     # -- stopping --------------------------------------------------------------------------
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
-import psutil
 import pytest
 
-from cluster import rundir
 from cluster.defer import Deferred
 from cluster.failure import Failure
 from cluster.reactor import Reactor
@@ -61,43 +58,18 @@ def runner():
     rr.close()
 
 
-@pytest.fixture
-def make_cluster():
-    """Start real clusters (``python -m cluster run``). At the end of the test each is
-    stopped, every process it started is killed by PID if still there, and the test
-    fails if any had to be, or if a cluster that was running left its run directory."""
-    from tests.clusterutil import RunningCluster
-
-    started = []
-
-    def make(*args, **kw):
-        c = RunningCluster(*args, **kw)
-        started.append(c)
-        return c
-
-    yield make
-    leftovers = []
-    for c in started:
-        pids = c.descendants() | {c.proc.pid}
-        running = c.proc.poll() is None
-        c.terminate()  # graceful: what it leaves behind is a finding
-        deadline = time.monotonic() + 5
-        alive = [p for p in pids if _alive(p)]
-        while alive and time.monotonic() < deadline:
-            time.sleep(0.05)
-            alive = [p for p in pids if _alive(p)]
-        leftovers += [f"pid {p} of {c.name}" for p in alive]
-        if running and os.path.exists(rundir.path(c.name)):
-            leftovers.append(f"run directory {rundir.path(c.name)}")
-        c.stop()  # then nothing survives the test, whatever happened
-    assert not leftovers, leftovers
+@pytest.fixture(scope="session")
+def run_cluster_defaults():
+    """The project's clusters (the ``run_cluster`` fixture of ``cluster.pytest_plugin``)
+    notice a dead child fast and give a graceful stop 5 s."""
+    return {"heartbeat_timeout": 2.0, "graceful_timeout": 5.0}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+@pytest.fixture(scope="session")
+def run_cluster_strict():
+    """A cluster whose graceful stop left a process or its run directory behind fails its
+    test (the plugin removes them either way): that is a finding about the cluster."""
+    return True
 
 
 @pytest.fixture(scope="session")

@@ -18,9 +18,8 @@ def login(cluster, name):
     return client
 
 
-def test_rooms_and_private_messages_across_workers(make_cluster):
-    c = make_cluster("examples.chat:factory", workers=2, route="round-robin")
-    c.wait_ready()
+def test_rooms_and_private_messages_across_workers(run_cluster):
+    c = run_cluster("examples.chat:factory", workers=2, route="round-robin")
     clients = {f"u{i}": login(c, f"u{i}") for i in range(USERS)}
     # round-robin put them on both workers (the counts come with the next heartbeat)
     c.wait_until(lambda st: all(p["connections"] > 0 for p in st["processes"]

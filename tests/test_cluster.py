@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from cluster.shards import ownerOf
-from tests.clusterutil import ROOT
+from tests import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 
@@ -26,9 +26,8 @@ def greet(cluster, source=None):
     return client, int(client.line())
 
 
-def test_round_robin_alternates_between_workers(make_cluster):
-    c = make_cluster(route="round-robin")
-    c.wait_ready()
+def test_round_robin_alternates_between_workers(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", route="round-robin")
     workers = set(c.pids().values())
     served = []
     for _ in range(10):
@@ -40,18 +39,16 @@ def test_round_robin_alternates_between_workers(make_cluster):
     assert all(a != b for a, b in zip(served, served[1:], strict=False))
 
 
-def test_handed_over_connections_have_tcp_nodelay(make_cluster):
-    c = make_cluster(workers=1)
-    c.wait_ready()
+def test_handed_over_connections_have_tcp_nodelay(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", workers=1)
     client, _ = greet(c)
     client.send(b"nodelay\n")
     assert client.line() == b"1"
     client.close()
 
 
-def test_least_connections_spreads_held_connections(make_cluster):
-    c = make_cluster()  # least-connections is the default
-    c.wait_ready()
+def test_least_connections_spreads_held_connections(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami")  # least-connections is the default
     held = [greet(c) for _ in range(20)]
     counts = Counter(pid for _, pid in held)
     assert set(counts) == set(c.pids().values())
@@ -68,9 +65,8 @@ def test_least_connections_spreads_held_connections(make_cluster):
         client.close()
 
 
-def test_source_hash_keeps_an_address_on_one_worker(make_cluster):
-    c = make_cluster(route="source-hash")
-    c.wait_ready()
+def test_source_hash_keeps_an_address_on_one_worker(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", route="source-hash")
     by_source = {}
     for i in range(1, 13):
         source = f"127.0.0.{i}"
@@ -84,9 +80,8 @@ def test_source_hash_keeps_an_address_on_one_worker(make_cluster):
     assert set(by_source.values()) == set(c.pids().values())
 
 
-def test_key_routing_sends_a_key_to_its_owner_with_the_preamble_intact(make_cluster):
-    c = make_cluster("tests.clusterapps:keyed", route="key")
-    c.wait_ready()
+def test_key_routing_sends_a_key_to_its_owner_with_the_preamble_intact(run_cluster):
+    c = run_cluster("tests.clusterapps:keyed", route="key")
     pids = c.pids()
     seen: dict[str, set] = {}
     for i in range(16):
@@ -112,18 +107,16 @@ def test_key_routing_sends_a_key_to_its_owner_with_the_preamble_intact(make_clus
     assert {p for s in seen.values() for p in s} == set(pids.values())
 
 
-def test_key_routing_closes_a_connection_without_a_key(make_cluster):
-    c = make_cluster("tests.clusterapps:keyed", route="key")
-    c.wait_ready()
+def test_key_routing_closes_a_connection_without_a_key(run_cluster):
+    c = run_cluster("tests.clusterapps:keyed", route="key")
     client = c.connect()
     client.send(b"HELLO there\n")
     assert client.closed_by_server()
     client.close()
 
 
-def test_every_connection_reaches_exactly_one_worker(make_cluster):
-    c = make_cluster()
-    c.wait_ready()
+def test_every_connection_reaches_exactly_one_worker(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami")
     total = 300
     results: list[int] = []
     lock = threading.Lock()
@@ -158,9 +151,8 @@ def _accepted(st, workers):
     return sum(_accepted_by_pid(st, workers).values())
 
 
-def test_a_killed_worker_is_replaced_and_the_others_keep_serving(make_cluster):
-    c = make_cluster(route="round-robin")
-    c.wait_ready()
+def test_a_killed_worker_is_replaced_and_the_others_keep_serving(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", route="round-robin")
     conns = [greet(c) for _ in range(4)]
     victim_node, victim = sorted(c.pids().items())[0]
     os.kill(victim, signal.SIGKILL)
@@ -183,9 +175,8 @@ def test_a_killed_worker_is_replaced_and_the_others_keep_serving(make_cluster):
         client.close()
 
 
-def test_a_worker_stuck_in_a_loop_is_killed_and_replaced(make_cluster):
-    c = make_cluster(route="round-robin", heartbeat_timeout=1.5)
-    c.wait_ready()
+def test_a_worker_stuck_in_a_loop_is_killed_and_replaced(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", route="round-robin", heartbeat_timeout=1.5)
     client, pid = greet(c)
     node = next(n for n, p in c.pids().items() if p == pid)
     client.send(b"hang\n")
@@ -194,21 +185,20 @@ def test_a_worker_stuck_in_a_loop_is_killed_and_replaced(make_cluster):
                  "replacement")
     assert time.monotonic() - start < 10
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    assert "sent no heartbeat" in c.log()
+    assert "sent no heartbeat" in c.logs()
     assert client.closed_by_server()
     client.close()
 
 
-def test_sigterm_ends_everything_within_the_graceful_timeout(make_cluster):
-    c = make_cluster(graceful_timeout=3)
-    c.wait_ready()
+def test_sigterm_ends_everything_within_the_graceful_timeout(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", graceful_timeout=3)
     pids = [p["pid"] for p in c.status()["processes"]]
     held, _ = greet(c)  # an idle connection holds its worker until the timeout
     start = time.monotonic()
     c.proc.send_signal(signal.SIGTERM)
     c.proc.wait(timeout=10)
     elapsed = time.monotonic() - start
-    assert c.proc.returncode == 0, c.log()
+    assert c.proc.returncode == 0, c.logs()
     assert elapsed < 3 + 2
     assert elapsed >= 2.5  # the idle connection was given its graceful timeout
     assert held.closed_by_server()
@@ -218,9 +208,8 @@ def test_sigterm_ends_everything_within_the_graceful_timeout(make_cluster):
     held.close()
 
 
-def test_graceful_stop_waits_for_open_connections_to_finish(make_cluster):
-    c = make_cluster(graceful_timeout=10)
-    c.wait_ready()
+def test_graceful_stop_waits_for_open_connections_to_finish(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", graceful_timeout=10)
     client, _ = greet(c)
     c.proc.send_signal(signal.SIGTERM)
     time.sleep(0.5)
@@ -231,9 +220,8 @@ def test_graceful_stop_waits_for_open_connections_to_finish(make_cluster):
     assert c.proc.returncode == 0
 
 
-def test_reload_under_a_steady_stream_loses_no_request(make_cluster):
-    c = make_cluster(graceful_timeout=10)
-    c.wait_ready()
+def test_reload_under_a_steady_stream_loses_no_request(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", graceful_timeout=10)
     before = c.pids()
     before_gateway = c.pids("gateway")["gateway"]
     stop = threading.Event()
@@ -283,9 +271,8 @@ def test_reload_under_a_steady_stream_loses_no_request(make_cluster):
     assert done["ok"] > 20
 
 
-def test_status_json_lists_every_process_with_live_pids(make_cluster):
-    c = make_cluster(workers=3)
-    c.wait_ready()
+def test_status_json_lists_every_process_with_live_pids(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", workers=3)
     out = subprocess.run([sys.executable, "-m", "cluster", "status", "--json", "--name",
                           c.name], cwd=ROOT, capture_output=True, text=True, check=True)
     import json
@@ -307,9 +294,9 @@ def test_status_json_lists_every_process_with_live_pids(make_cluster):
     assert "worker-2" in table and "ROLE" in table
 
 
-def test_two_named_clusters_run_side_by_side(make_cluster):
-    a = make_cluster()
-    b = make_cluster()
+def test_two_named_clusters_run_side_by_side(run_cluster):
+    a = run_cluster("tests.clusterapps:whoami", wait=False)
+    b = run_cluster("tests.clusterapps:whoami", wait=False)  # both start at once
     a.wait_ready()
     b.wait_ready()
     assert set(a.pids().values()).isdisjoint(b.pids().values())
@@ -322,24 +309,22 @@ def test_two_named_clusters_run_side_by_side(make_cluster):
     assert dup.returncode != 0 and "already running" in dup.stderr
 
 
-def test_an_app_that_cannot_be_imported_stops_the_cluster(make_cluster):
-    c = make_cluster("tests.brokenapp:factory")
+def test_an_app_that_cannot_be_imported_stops_the_cluster(run_cluster):
+    c = run_cluster("tests.brokenapp:factory", wait=False)
     rc = c.proc.wait(timeout=30)
     assert rc != 0
-    log = c.log()
+    log = c.logs()
     assert "broken on purpose" in log
     assert log.count("started worker-0") == 1  # not respawned forever
 
 
-def test_factory_callable_is_called_once_per_worker(make_cluster):
-    c = make_cluster("tests.clusterapps:make_whoami")
-    c.wait_ready()
+def test_factory_callable_is_called_once_per_worker(run_cluster):
+    c = run_cluster("tests.clusterapps:make_whoami")
     assert greet(c)[1] in c.pids().values()
 
 
-def test_gateway_restart_loses_no_queued_connection(make_cluster):
-    c = make_cluster()
-    c.wait_ready()
+def test_gateway_restart_loses_no_queued_connection(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami")
     gateway = c.pids("gateway")["gateway"]
     os.kill(gateway, signal.SIGKILL)
     # connect while no gateway runs: the supervisor's listening socket queues it
@@ -349,9 +334,8 @@ def test_gateway_restart_loses_no_queued_connection(make_cluster):
     client.close()
 
 
-def test_with_every_worker_stalled_new_connections_are_closed_at_once(make_cluster):
-    c = make_cluster(heartbeat_timeout=30)
-    c.wait_ready()
+def test_with_every_worker_stalled_new_connections_are_closed_at_once(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", heartbeat_timeout=30)
     workers = list(c.pids().values())
     for pid in workers:
         os.kill(pid, signal.SIGSTOP)
@@ -366,14 +350,13 @@ def test_with_every_worker_stalled_new_connections_are_closed_at_once(make_clust
         for pid in workers:
             os.kill(pid, signal.SIGCONT)
     deadline = time.monotonic() + 5
-    while "no worker could take a connection" not in c.log():
-        assert time.monotonic() < deadline, c.log()
+    while "no worker could take a connection" not in c.logs():
+        assert time.monotonic() < deadline, c.logs()
         time.sleep(0.05)
 
 
-def test_ttin_and_ttou_add_and_remove_workers(make_cluster):
-    c = make_cluster(route="round-robin")
-    c.wait_ready()
+def test_ttin_and_ttou_add_and_remove_workers(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", route="round-robin")
     c.proc.send_signal(signal.SIGTTIN)
     st = c.wait_until(lambda st: sum(p["role"] == "worker" and p["state"] == "running"
                                      for p in st["processes"]) == 3, 15, "a third worker")

@@ -21,9 +21,8 @@ def tls_options(certs):
     return ("--tls-cert", certs["server.pem"], "--tls-key", certs["server.key"])
 
 
-def test_the_default_store_speaks_tls_to_redis_py_and_redis_cli(make_cluster, certs):
-    c = make_cluster(None, workers=2, route="round-robin", extra=tls_options(certs))
-    c.wait_ready()
+def test_the_default_store_speaks_tls_to_redis_py_and_redis_cli(run_cluster, certs):
+    c = run_cluster(None, workers=2, route="round-robin", extra=tls_options(certs))
     client = redis.Redis(port=c.port, ssl=True, ssl_ca_certs=certs["ca.pem"],
                          socket_timeout=10)
     for i in range(20):  # keys on both workers, connections on both
@@ -47,10 +46,9 @@ def test_the_default_store_speaks_tls_to_redis_py_and_redis_cli(make_cluster, ce
     again.close()
 
 
-def test_key_routing_over_tls_uses_the_server_name(make_cluster, certs):
-    c = make_cluster("tests.clusterapps:whoami", workers=2, route="key",
-                     extra=tls_options(certs))
-    c.wait_ready()
+def test_key_routing_over_tls_uses_the_server_name(run_cluster, certs):
+    c = run_cluster("tests.clusterapps:whoami", workers=2, route="key",
+                    extra=tls_options(certs))
     pids = c.pids()
     context = ssl.create_default_context(cafile=certs["ca.pem"])
     context.check_hostname = False  # the names below route; the certificate is for localhost

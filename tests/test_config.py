@@ -35,6 +35,7 @@ def test_file_then_flags(tmp_path):
 def test_example_config_in_deploy_loads():
     cfg = config.load(os.path.join(ROOT, "deploy", "cluster.toml"), {})
     assert cfg.workers == 4 and cfg.target == "examples.echo:factory"
+    assert cfg.metrics == "127.0.0.1:9180" and cfg.log_format == "text"
 
 
 @pytest.mark.parametrize("content, message", [
@@ -46,6 +47,9 @@ def test_example_config_in_deploy_loads():
     ("udp = 70000", "udp must be a port number from 1"),
     ('tls-ca = "/etc/hostname"', "tls-ca needs tls-cert"),
     ('tls-cert = "/etc/hostname"', "tls-cert and tls-key go together"),
+    ('metrics = "9180"', "metrics must be HOST:PORT"),
+    ('metrics = "127.0.0.1:99999"', "metrics must be HOST:PORT"),
+    ('log-format = "xml"', "log-format must be text or json"),
 ])
 def test_bad_settings_are_refused_clearly(tmp_path, content, message):
     f = tmp_path / "c.toml"

@@ -35,9 +35,8 @@ def on(cluster, node: str):
     raise AssertionError(f"no connection reached {node}")
 
 
-def test_call_remote_between_workers(make_cluster):
-    c = make_cluster(APP, workers=2, route="round-robin")
-    c.wait_ready()
+def test_call_remote_between_workers(run_cluster):
+    c = run_cluster(APP, workers=2, route="round-robin")
     pids = c.pids()
     client = on(c, "worker-0")
     assert ask(client, "call worker-1 t.whereami") == ("ok", ["worker-1", pids["worker-1"]])
@@ -49,9 +48,8 @@ def test_call_remote_between_workers(make_cluster):
     client.close()
 
 
-def test_call_shard_reaches_the_owner_of_each_key(make_cluster):
-    c = make_cluster(APP, workers=3, route="round-robin")
-    c.wait_ready()
+def test_call_shard_reaches_the_owner_of_each_key(run_cluster):
+    c = run_cluster(APP, workers=3, route="round-robin")
     pids = c.pids()
     client = on(c, "worker-0")
     for i in range(30):
@@ -61,18 +59,16 @@ def test_call_shard_reaches_the_owner_of_each_key(make_cluster):
     client.close()
 
 
-def test_broadcast_reaches_every_worker(make_cluster):
-    c = make_cluster(APP, workers=3, route="round-robin")
-    c.wait_ready()
+def test_broadcast_reaches_every_worker(run_cluster):
+    c = run_cluster(APP, workers=3, route="round-robin")
     pids = c.pids()
     client = on(c, "worker-1")
     assert ask(client, "bcast") == ("ok", {n: [n, pid] for n, pid in pids.items()})
     client.close()
 
 
-def test_publish_reaches_every_process_in_order(make_cluster):
-    c = make_cluster(APP, workers=2, route="round-robin")
-    c.wait_ready()
+def test_publish_reaches_every_process_in_order(run_cluster):
+    c = run_cluster(APP, workers=2, route="round-robin")
     a, b = on(c, "worker-0"), on(c, "worker-1")
     for i in range(200):
         assert ask(a, f"pub t m{i}") == ("ok", None)
@@ -88,9 +84,8 @@ def test_publish_reaches_every_process_in_order(make_cluster):
     b.close()
 
 
-def test_a_killed_callee_fails_pending_calls_with_node_lost_at_once(make_cluster):
-    c = make_cluster(APP, workers=2, route="round-robin", extra=("--rpc-timeout", "60"))
-    c.wait_ready()
+def test_a_killed_callee_fails_pending_calls_with_node_lost_at_once(run_cluster):
+    c = run_cluster(APP, workers=2, route="round-robin", rpc_timeout=60)
     victim = c.pids()["worker-1"]
     client = on(c, "worker-0")
     client.send(b"call worker-1 t.sleep 30\n")
@@ -112,9 +107,8 @@ def test_a_killed_callee_fails_pending_calls_with_node_lost_at_once(make_cluster
     client.close()
 
 
-def test_calls_time_out_with_the_configured_default(make_cluster):
-    c = make_cluster(APP, workers=2, route="round-robin", extra=("--rpc-timeout", "0.3"))
-    c.wait_ready()
+def test_calls_time_out_with_the_configured_default(run_cluster):
+    c = run_cluster(APP, workers=2, route="round-robin", rpc_timeout=0.3)
     client = on(c, "worker-0")
     kind, text = ask(client, "call worker-1 t.sleep 5")
     assert kind == "err" and text.startswith("TimeoutError")
@@ -124,9 +118,8 @@ def test_calls_time_out_with_the_configured_default(make_cluster):
     client.close()
 
 
-def test_the_gateway_calls_workers(make_cluster):
-    c = make_cluster(APP, workers=2, route="key")
-    c.wait_ready()
+def test_the_gateway_calls_workers(run_cluster):
+    c = run_cluster(APP, workers=2, route="key")
     pids = c.pids()
     client = c.connect()
     client.send(b"HELLO somekey\n")

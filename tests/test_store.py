@@ -16,15 +16,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
-def store():
-    from tests.clusterutil import RunningCluster
-
-    c = RunningCluster(None, workers=2, route="round-robin")
-    try:
-        c.wait_ready()
-        yield c
-    finally:
-        c.stop()
+def store(run_cluster_module):
+    """One cluster of the default store for every test of this module."""
+    return run_cluster_module(None, workers=2, route="round-robin")
 
 
 @pytest.fixture(params=[2, 3], ids=["resp2", "resp3"])

@@ -13,7 +13,7 @@ import pytest
 
 from cluster.defer import DeferredList, deferLater, ensureDeferred
 from cluster.threads import ThreadPool, blockingCallFromThread, deferToThreadPool
-from tests.clusterutil import ROOT
+from tests import ROOT
 
 pytestmark = pytest.mark.timeout(30)
 

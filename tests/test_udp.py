@@ -100,12 +100,11 @@ def test_misuse_is_refused_clearly(runner):
 
 
 @pytest.mark.integration
-def test_cluster_udp_spreads_datagrams_over_the_workers(make_cluster):
-    from tests.clusterutil import free_port
+def test_cluster_udp_spreads_datagrams_over_the_workers(run_cluster):
+    from cluster.harness import free_port
 
     udp = free_port()
-    c = make_cluster("tests.clusterapps:udpwho", workers=2, extra=("--udp", str(udp)))
-    c.wait_ready()
+    c = run_cluster("tests.clusterapps:udpwho", workers=2, udp=udp)
     pids = set(c.pids().values())
     seen = set()
     for i in range(40):  # a new source port each time: the kernel hashes by source

@@ -11,7 +11,7 @@ import zmq
 
 from cluster.defer import Deferred
 from cluster.zmqsocket import ZmqSocket, configure
-from tests.clusterutil import ROOT
+from tests import ROOT
 
 COUNT = 100_000
 

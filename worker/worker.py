@@ -32,8 +32,9 @@ from cluster.channel import Channel
 from cluster.child import stopReactor
 from cluster.defer import Deferred
 from cluster.logs import Episodes
+from cluster.metrics import appMetrics
 from cluster.task import LoopingCall
-from cluster.transport import startConnection
+from cluster.transport import readCount, startConnection
 from worker.shardmove import ShardMover
 
 log = logging.getLogger("cluster")
@@ -138,9 +139,22 @@ class Worker:
     def heartbeat(self) -> None:
         self._countFds()  # the limit may have been changed from outside (prlimit)
         stats = {"open": self.open, "accepted": self.accepted,
-                 "state": "draining" if self.draining else "running"}
+                 "state": "draining" if self.draining else "running",
+                 "requests": self._requests(appMetrics(self.factory))}
         self.control.send(["hb", stats])
         self.handoff.send(["load", self.open, self.accepted])
+
+    def metrics(self) -> dict[str, Any]:
+        """This worker's numbers, for ``--metrics``: one snapshot per scrape."""
+        app = appMetrics(self.factory)
+        return {"open": self.open, "accepted": self.accepted,
+                "requests": self._requests(app), "rpc": self.rpc.metrics(), "app": app}
+
+    @staticmethod
+    def _requests(app: dict[str, Any]) -> int:
+        """What this worker served: the app's count if it keeps one, else its reads."""
+        requests = app.pop("requests", None)
+        return int(requests) if isinstance(requests, int | float) else readCount()
 
     def _onControl(self, msg: Any, fds: list[int]) -> None:
         for fd in fds:
@@ -158,6 +172,8 @@ class Worker:
                 self._leaveTimer.cancel()
         elif kind == "stop":
             self._stop()
+        elif kind == "metrics":
+            self.control.send(["metrics", msg[1], self.metrics()])
         else:
             log.warning("unknown control message %r", kind)
 

@@ -3,23 +3,20 @@
     python -m cluster.load.child SPEC_JSON
 
 Prints JSON lines on stdout: ``{"done": n, "errors": n}`` a few times a second, then one
-``{"final": true, ...}`` with the latency histogram, the largest latency and a few error
-samples.
+``{"final": true, ...}`` with the latency histogram (``cluster.load.histogram``) and a
+few error samples.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
-from collections import Counter
 from typing import Any
 
 from cluster.load import workloads
+from cluster.load.histogram import Histogram
 from cluster.protocol import ClientFactory
 from cluster.reactor import reactor
-
-BUCKETS_PER_E = 50  # histogram resolution: about 2% per bucket
 
 
 class Recorder:
@@ -31,8 +28,7 @@ class Recorder:
         self.completed = 0
         self.errors = 0
         self.samples: list[str] = []
-        self.hist: Counter[int] = Counter()
-        self.maxLatency = 0.0
+        self.hist = Histogram()
         self.stopped = False
         self.elapsed = 0.0
         self.onFinished: Any = lambda: None  # the request budget is used up
@@ -45,13 +41,10 @@ class Recorder:
 
     def done(self, sentAt: float) -> None:
         now = reactor.seconds()
-        latency = now - sentAt
         self.completed += 1
         if self.finished():
             self.onFinished()
-        self.hist[int(math.log(max(latency, 1e-7) * 1e6) * BUCKETS_PER_E)] += 1
-        if latency > self.maxLatency:
-            self.maxLatency = latency
+        self.hist.record(now - sentAt)
 
     def error(self, text: str) -> None:
         self.errors += 1
@@ -106,8 +99,8 @@ def main() -> None:
     def report(final: bool = False) -> None:
         line: dict[str, Any] = {"done": recorder.completed, "errors": recorder.errors}
         if final:
-            line.update(final=True, hist=dict(recorder.hist), max=recorder.maxLatency,
-                        samples=recorder.samples, elapsed=recorder.elapsed)
+            line.update(final=True, hist=recorder.hist.to_dict(), samples=recorder.samples,
+                        elapsed=recorder.elapsed)
         print(json.dumps(line), flush=True)
 
     def tick() -> None:

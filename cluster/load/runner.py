@@ -8,23 +8,31 @@ final latency histograms into throughput, p50/p90/p99/max and the error count.
 from __future__ import annotations
 
 import json
-import math
 import os
 import selectors
 import subprocess
 import sys
 import time
-from collections import Counter
 from typing import Any
 
-from cluster.load.child import BUCKETS_PER_E
+from cluster.load.histogram import Histogram, merge
 
 
-def run(host: str, port: int, workload: str, connections: int, processes: int,
-        duration: float | None, requests: int | None, options: dict[str, Any],
-        progress: bool) -> dict[str, Any]:
-    """Run the load; return the merged summary."""
-    processes = max(1, min(processes, connections))
+def run(address: str, workload: str = "resp", connections: int = 50,
+        requests: int | None = None, duration: float | None = None, pipeline: int = 1,
+        processes: int | None = None, progress: bool = False,
+        **options: Any) -> dict[str, Any]:
+    """Load ``address`` (HOST:PORT) from ``processes`` processes (default: one per core, at
+    most one per connection) until ``requests`` replies or ``duration`` seconds (10 s when
+    neither is given); return the merged summary, the dict ``cluster load --json`` prints.
+    ``options`` go to the workload (resp: keyspace, value_size, set_ratio)."""
+    host, port = parse_address(address)
+    if connections < 1:
+        raise ValueError(f"connections must be at least 1, not {connections}")
+    if duration is None and requests is None:
+        duration = 10.0
+    processes = max(1, min(processes or os.cpu_count() or 1, connections))
+    options = {**options, "pipeline": pipeline}
     procs = []
     for i in range(processes):
         share = connections // processes + (i < connections % processes)
@@ -42,7 +50,16 @@ def run(host: str, port: int, workload: str, connections: int, processes: int,
             if p.poll() is None:
                 p.kill()
             p.wait()
+            p.stdout.close()
     return summarize(finals, connections, processes, workload)
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``; an empty host is 127.0.0.1) as (host, port)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"expected HOST:PORT, not {address!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _follow(procs: list[subprocess.Popen], duration: float | None, requests: int | None,
@@ -97,39 +114,34 @@ def _bar(latest: dict[int, dict[str, Any]], started: float, duration: float | No
 
 def summarize(finals: list[dict[str, Any]], connections: int, processes: int,
               workload: str) -> dict[str, Any]:
-    hist: Counter[int] = Counter()
-    for f in finals:
-        hist.update({int(k): v for k, v in f["hist"].items()})
+    """Merge the load processes' final reports: their histograms add up bucket by bucket,
+    so the percentiles are those of every request, not an average of percentiles."""
+    hist = merge(Histogram.from_dict(f["hist"]) for f in finals)
     done = sum(f["done"] for f in finals)
     errors = sum(f["errors"] for f in finals)
     elapsed = max((f["elapsed"] for f in finals), default=0.0)
 
-    def percentile(q: float) -> float:
-        target, seen = q * done, 0
-        for bucket in sorted(hist):
-            seen += hist[bucket]
-            if seen >= target:
-                return math.exp((bucket + 0.5) / BUCKETS_PER_E) / 1000  # µs -> ms
-        return 0.0
+    def ms(seconds: float) -> float:
+        return round(seconds * 1000, 3)
 
     return {
-        "workload": workload, "connections": connections, "processes": processes,
-        "requests": done, "errors": errors, "seconds": round(elapsed, 3),
-        "requests_per_second": round(done / elapsed, 1) if elapsed else 0.0,
-        "latency_ms": {"p50": round(percentile(0.5), 3), "p90": round(percentile(0.9), 3),
-                       "p99": round(percentile(0.99), 3),
-                       "max": round(max((f["max"] for f in finals), default=0.0) * 1000, 3)},
+        "requests_per_s": round(done / elapsed, 1) if elapsed else 0.0,
+        "p50_ms": ms(hist.percentile(0.5)), "p90_ms": ms(hist.percentile(0.9)),
+        "p99_ms": ms(hist.percentile(0.99)), "max_ms": ms(hist.max), "errors": errors,
+        "requests": done, "seconds": round(elapsed, 3), "workload": workload,
+        "connections": connections, "processes": processes,
         "error_samples": [s for f in finals for s in f["samples"]][:10],
     }
 
 
 def render(summary: dict[str, Any]) -> str:
-    lat = summary["latency_ms"]
-    lines = [f"{summary['workload']}: {summary['connections']} connections from "
-             f"{summary['processes']} processes, {summary['seconds']:.2f} s",
-             f"  requests  {summary['requests']:,} ({summary['requests_per_second']:,.0f}/s), "
-             f"errors {summary['errors']}",
-             f"  latency   p50 {lat['p50']:.3f} ms  p90 {lat['p90']:.3f} ms  "
-             f"p99 {lat['p99']:.3f} ms  max {lat['max']:.3f} ms"]
-    lines += [f"  error: {s}" for s in summary["error_samples"]]
+    """The human-readable summary ``cluster load`` prints."""
+    s = summary
+    lines = [f"{s['workload']}: {s['connections']} connections from {s['processes']} "
+             f"processes, {s['seconds']:.2f} s",
+             f"  requests  {s['requests']:,} ({s['requests_per_s']:,.0f}/s), "
+             f"errors {s['errors']}",
+             f"  latency   p50 {s['p50_ms']:.3f} ms  p90 {s['p90_ms']:.3f} ms  "
+             f"p99 {s['p99_ms']:.3f} ms  max {s['max_ms']:.3f} ms"]
+    lines += [f"  error: {e}" for e in s["error_samples"]]
     return "\n".join(lines)

@@ -552,6 +552,9 @@ class RespStore(Protocol):
                 self.reply(_wrongArity(args[0]))
                 return True
             where = HERE if node.allHere else node.route[_crc32(args[1]) % node.slots]
+            if where is FROZEN:
+                return False
+            _byName[name] += 1
             if where is HERE:
                 answer = function(keyspace, args)
                 if self.line:
@@ -559,8 +562,6 @@ class RespStore(Protocol):
                 else:  # the common case, without reply()'s checks
                     self.ready.append(self.nil if answer is _NIL else answer)
                 return True
-            if where is FROZEN:
-                return False
             if where is NOBODY:
                 self.reply(resp.error(_CLUSTERDOWN))
                 return True
@@ -585,6 +586,7 @@ class RespStore(Protocol):
             answer = resp.error(f"{_CLUSTERDOWN} ({e})")
         if answer is None:
             return False  # a key's shard is moving
+        _byName[name] += 1
         if isinstance(answer, Deferred):
             self.sentVersion = node.routeVersion
         self.reply(answer)
@@ -781,8 +783,21 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
 }
 
 
+# commands run, by name (counted once each, not again when a held one runs at last)
+_byName = dict.fromkeys([*commands.SINGLE_KEY, *CONNECTION_COMMANDS], 0)
+
+
 class StoreFactory(Factory):
     protocol = RespStore
+
+    def metrics(self) -> dict[str, Any]:
+        """For ``--metrics`` and the status page (see ``cluster.metrics.appMetrics``)."""
+        return {"requests": stats["commands"],
+                "cluster_store_commands_total": ["command", {
+                    name.decode(): n for name, n in _byName.items() if n}],
+                "cluster_store_remote_commands_total": stats["remote"],
+                "cluster_store_keys": len(keyspace),
+                "cluster_store_expired_keys_total": keyspace.expired}
 
     def startFactory(self) -> None:
         from cluster.reactor import reactor

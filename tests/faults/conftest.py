@@ -1,6 +1,7 @@
 """Fixtures of the fault suite: the figures each test measured (``FAULTS_REPORT=FILE``
 collects them, one JSON line per test, for docs/RELIABILITY.md). Clusters come from the
-suite-wide ``make_cluster``, which fails a test whose cluster left anything behind."""
+``run_cluster`` fixture (``cluster.pytest_plugin``), which in this project fails a test whose
+cluster left anything behind (``run_cluster_strict`` in tests/conftest.py)."""
 
 from __future__ import annotations
 

@@ -80,9 +80,8 @@ def set_value(conn, key, value, piece):
     return time.perf_counter() - start
 
 
-def test_64_mib_values_to_the_owner_and_across_workers(make_cluster, figures):
-    c = make_cluster(None, workers=2, route="round-robin", heartbeat_timeout=10)
-    c.wait_ready()
+def test_64_mib_values_to_the_owner_and_across_workers(run_cluster, figures):
+    c = run_cluster(None, workers=2, route="round-robin", heartbeat_timeout=10)
     pids = c.pids()
     latency = Latency(c.port)
     latency.start()
@@ -141,9 +140,8 @@ MALFORMED = [
 ]
 
 
-def test_a_corpus_of_malformed_resp_gets_errors_and_costs_no_one_else(make_cluster, figures):
-    c = make_cluster(None, workers=2, route="round-robin")
-    c.wait_ready()
+def test_a_corpus_of_malformed_resp_gets_errors_and_costs_no_one_else(run_cluster, figures):
+    c = run_cluster(None, workers=2, route="round-robin")
     pids = c.pids()
     healthy = Resp(c.port)
     healthy.call("SET", "survivor", "yes")
@@ -169,9 +167,8 @@ def test_a_corpus_of_malformed_resp_gets_errors_and_costs_no_one_else(make_clust
     healthy.close()
 
 
-def test_2000_slowloris_connections_do_not_slow_a_normal_client(make_cluster, figures):
-    c = make_cluster(None, workers=2)
-    c.wait_ready()
+def test_2000_slowloris_connections_do_not_slow_a_normal_client(run_cluster, figures):
+    c = run_cluster(None, workers=2)
     slow = []
     for i in range(2000):
         s = socket.create_connection(("127.0.0.1", c.port), timeout=10)
@@ -196,10 +193,9 @@ def test_2000_slowloris_connections_do_not_slow_a_normal_client(make_cluster, fi
     assert p99 < 0.010
 
 
-def test_fd_exhaustion_pauses_accepting_without_spinning_and_recovers(make_cluster, figures):
+def test_fd_exhaustion_pauses_accepting_without_spinning_and_recovers(run_cluster, figures):
     limit = 256  # as `ulimit -n 256`: every process of the cluster starts with it
-    c = make_cluster(None, workers=2, prefix=("prlimit", f"--nofile={limit}:{limit}"))
-    c.wait_ready()
+    c = run_cluster(None, workers=2, prefix=("prlimit", f"--nofile={limit}:{limit}"))
     gateway = psutil.Process(c.pids("gateway")["gateway"])
     workers = [psutil.Process(p) for p in c.pids().values()]
     pids = c.pids()
@@ -227,7 +223,7 @@ def test_fd_exhaustion_pauses_accepting_without_spinning_and_recovers(make_clust
     assert conn.call("PING") == b"PONG"
     conn.close()
     assert c.pids() == pids  # no worker died of it
-    log = c.log()
+    log = c.logs()
     figures.update(connections_opened=len(held), fd_limit=limit,
                    busiest_process_cpu_while_exhausted=round(busy, 3),
                    exhaustion_log_lines=log.count("Too many open files"))
@@ -236,9 +232,8 @@ def test_fd_exhaustion_pauses_accepting_without_spinning_and_recovers(make_clust
     assert log.count("Too many open files") + log.count("too few fds") < 20  # per episode
 
 
-def test_a_stopped_worker_and_a_stopped_gateway_are_replaced(make_cluster, figures):
-    c = make_cluster(None, workers=2, heartbeat_timeout=2)
-    c.wait_ready()
+def test_a_stopped_worker_and_a_stopped_gateway_are_replaced(run_cluster, figures):
+    c = run_cluster(None, workers=2, heartbeat_timeout=2)
     took = {}
     for role, node in (("worker", "worker-0"), ("gateway", "gateway")):
         pid = c.pids(role)[node]
@@ -256,9 +251,8 @@ def test_a_stopped_worker_and_a_stopped_gateway_are_replaced(make_cluster, figur
     assert all(t < 2 + 3 for t in took.values())
 
 
-def test_fds_and_rss_stay_flat_over_10000_handoffs(make_cluster, figures):
-    c = make_cluster(None, workers=2)
-    c.wait_ready()
+def test_fds_and_rss_stay_flat_over_10000_handoffs(run_cluster, figures):
+    c = run_cluster(None, workers=2)
     procs = [psutil.Process(p) for p in [*c.pids().values(), *c.pids("gateway").values()]]
 
     def churn(n):
@@ -289,13 +283,12 @@ def test_fds_and_rss_stay_flat_over_10000_handoffs(make_cluster, figures):
         assert rss1 - rss0 < 2 * MiB
 
 
-def test_a_kill_storm_loses_only_the_killed_shards(make_cluster, figures):
+def test_a_kill_storm_loses_only_the_killed_shards(run_cluster, figures):
     """kill -9 of worker-1 and worker-2 in turn, 6 times, under 12 reading clients:
     worker-0's keys are all there with their values and are always answered; a read of
     any key answers its value, nil (its shard came back empty) or CLUSTERDOWN (it is
     down), never a value that was not written."""
-    c = make_cluster(None, workers=3, heartbeat_timeout=5)
-    c.wait_ready()
+    c = run_cluster(None, workers=3, heartbeat_timeout=5)
     expected = populate(c.port, 3000)
     survivors = {k: v for k, v in expected.items() if ownerOf(k, 3) == 0}
     keys = list(expected)

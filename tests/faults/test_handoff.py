@@ -14,7 +14,7 @@ import time
 import pytest
 import redis
 
-from tests.clusterutil import ROOT
+from tests import ROOT
 from tests.faults.probes import Counter, Resp, SplitBrain, missing, populate
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(180)]
@@ -90,10 +90,9 @@ def record(figures, result, **more):
 KEYS = 50_000
 
 
-def loaded(make_cluster):
+def loaded(run_cluster):
     """A 2-worker store holding 50,000 keys and a 32 MiB value, under the checking load."""
-    c = make_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
-    c.wait_ready()
+    c = run_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
     expected = populate(c.port, KEYS)
     big = os.urandom(32 << 20)
     conn = Resp(c.port, timeout=60)
@@ -105,8 +104,8 @@ def loaded(make_cluster):
     return c, expected, probes
 
 
-def test_three_reloads_under_load_lose_nothing_and_serve_no_stale_read(make_cluster, figures):
-    c, expected, probes = loaded(make_cluster)
+def test_three_reloads_under_load_lose_nothing_and_serve_no_stale_read(run_cluster, figures):
+    c, expected, probes = loaded(run_cluster)
     durations = []
     for _ in range(3):  # back to back: each starts while the last one's workers drain
         before = set(c.pids().values())
@@ -129,8 +128,8 @@ def test_three_reloads_under_load_lose_nothing_and_serve_no_stale_read(make_clus
     assert result["split_brain_reads"] > 50
 
 
-def test_ttin_then_ttou_under_load_keeps_every_key(make_cluster, figures):
-    c, expected, probes = loaded(make_cluster)
+def test_ttin_then_ttou_under_load_keeps_every_key(run_cluster, figures):
+    c, expected, probes = loaded(run_cluster)
     c.proc.send_signal(signal.SIGTTIN)
     c.wait_until(lambda st: st["workers"] == 3 and st["operation"] is None, 30, "TTIN")
     after_ttin = missing(c.port, expected)
@@ -148,11 +147,10 @@ def test_ttin_then_ttou_under_load_keeps_every_key(make_cluster, figures):
     assert result["closed_in_flight"] == 0 and result["stale_reads"] == 0
 
 
-def test_ttin_while_another_process_exits_keeps_every_key(make_cluster, figures):
+def test_ttin_while_another_process_exits_keeps_every_key(run_cluster, figures):
     """A process that exits during a resize (here the gateway, killed as the newcomer
     takes its slots) must not cost the moving shards anything."""
-    c = make_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
-    c.wait_ready()
+    c = run_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
     expected = populate(c.port, KEYS)
     gateway = c.pids("gateway")["gateway"]
     c.proc.send_signal(signal.SIGTTIN)
@@ -167,9 +165,8 @@ def test_ttin_while_another_process_exits_keeps_every_key(make_cluster, figures)
     assert lost == []
 
 
-def test_a_worker_asked_to_stop_hands_its_shard_to_its_successor(make_cluster, figures):
-    c = make_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
-    c.wait_ready()
+def test_a_worker_asked_to_stop_hands_its_shard_to_its_successor(run_cluster, figures):
+    c = run_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
     expected = populate(c.port, 2000)
     node, pid = sorted(c.pids().items())[0]
     import os
@@ -181,17 +178,16 @@ def test_a_worker_asked_to_stop_hands_its_shard_to_its_successor(make_cluster, f
     lost = missing(c.port, expected)
     figures.update(keys=len(expected), keys_lost=len(lost))
     assert lost == []
-    assert "asked to stop: starting its successor" in c.log()
+    assert "asked to stop: starting its successor" in c.logs()
 
 
-def test_flushall_during_a_move_leaves_nothing_behind(make_cluster, figures):
-    c = make_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
-    c.wait_ready()
+def test_flushall_during_a_move_leaves_nothing_behind(run_cluster, figures):
+    c = run_cluster(None, workers=2, graceful_timeout=10, heartbeat_timeout=5)
     expected = populate(c.port, 200_000)
     reload = subprocess.Popen([sys.executable, "-m", "cluster", "reload", "--name", c.name],
                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 20
-    while "moving" not in c.log():  # the first shard is on its way
+    while "moving" not in c.logs():  # the first shard is on its way
         assert time.monotonic() < deadline
         time.sleep(0.005)
     conn = Resp(c.port, timeout=60)
@@ -208,17 +204,15 @@ def test_flushall_during_a_move_leaves_nothing_behind(make_cluster, figures):
     assert right_after == 0 and after_reload == 0 and size == 0
 
 
-def test_a_resize_whose_newcomer_stalls_keeps_every_key(make_cluster, figures):
+def test_a_resize_whose_newcomer_stalls_keeps_every_key(run_cluster, figures):
     """The newcomer stops (SIGSTOP) longer than an RPC timeout but less than the
     heartbeat timeout: the moves to it fail and are asked again until it answers; no key
     is lost (it used to be forgotten by its old owner once the map changed)."""
-    c = make_cluster(None, workers=2, heartbeat_timeout=20,
-                     extra=("--rpc-timeout", "1"))
-    c.wait_ready()
+    c = run_cluster(None, workers=2, heartbeat_timeout=20, rpc_timeout=1)
     expected = populate(c.port, 50_000)
     c.proc.send_signal(signal.SIGTTIN)
     deadline = time.monotonic() + 20
-    while "moving" not in c.log():
+    while "moving" not in c.logs():
         assert time.monotonic() < deadline
         time.sleep(0.002)
     newcomer = c.pids().get("worker-2")
@@ -230,6 +224,6 @@ def test_a_resize_whose_newcomer_stalls_keeps_every_key(make_cluster, figures):
                       "the resize")
     lost = missing(c.port, expected)
     figures.update(keys=len(expected), stalled_s=4, keys_lost=len(lost),
-                   retries=c.log().count("trying again"), workers=st["workers"])
+                   retries=c.logs().count("trying again"), workers=st["workers"])
     assert lost == []
     assert c.pids()["worker-2"] == newcomer  # nobody died

@@ -41,9 +41,8 @@ def call(sock, *items):
     return replies
 
 
-def test_a_worker_survives_rpc_fuzz_at_a_bounded_cost(make_cluster, figures):
-    c = make_cluster(None, workers=2, route="round-robin")
-    c.wait_ready()
+def test_a_worker_survives_rpc_fuzz_at_a_bounded_cost(run_cluster, figures):
+    c = run_cluster(None, workers=2, route="round-robin")
     pids = c.pids()
     pid = pids["worker-0"]
     endpoint = "ipc://" + glob.glob(os.path.join(rundir.path(c.name),
@@ -102,7 +101,7 @@ def test_a_worker_survives_rpc_fuzz_at_a_bounded_cost(make_cluster, figures):
     assert conn.call("GET", "typed:ok") == b"v"
     conn.close()
     assert c.pids() == pids
-    log = c.log()
+    log = c.logs()
     lines = [line for line in log.splitlines() if "rpc worker-0: dropped" in line]
     figures.update(bad_messages=sent, hostile_message_bytes=len(hostile),
                    rss_growth_bytes=growth, rss_growth_x=round(growth / len(hostile), 2),

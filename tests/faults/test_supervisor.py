@@ -12,7 +12,7 @@ import time
 import psutil
 import pytest
 
-from tests.clusterutil import ROOT
+from tests import ROOT
 from tests.faults.faultapps import writeVersioned
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.timeout(120)]
@@ -34,16 +34,15 @@ def wait_replaced(cluster, node, old_pid, timeout=15):
                        for p in st["processes"]), timeout, f"{node} to be replaced")
 
 
-def test_a_worker_killed_by_a_real_time_signal_is_replaced(make_cluster, figures):
-    c = make_cluster()
-    c.wait_ready()
+def test_a_worker_killed_by_a_real_time_signal_is_replaced(run_cluster, figures):
+    c = run_cluster("tests.clusterapps:whoami")
     node, pid = sorted(c.pids().items())[0]
     rt = signal.SIGRTMIN + 3  # 37 on Linux: not a member of signal.Signals
     start = time.monotonic()
     os.kill(pid, rt)
     wait_replaced(c, node, pid)
     figures.update(signal=int(rt), replaced_after_s=round(time.monotonic() - start, 2))
-    assert "signal SIGRTMIN+3" in c.log()
+    assert "signal SIGRTMIN+3" in c.logs()
     client, served_by = greet(c)
     assert served_by in c.pids().values()
     client.close()
@@ -83,11 +82,10 @@ class Prober(threading.Thread):
         kept.close()
 
 
-def test_a_reload_of_a_broken_app_keeps_the_old_workers_serving(make_cluster, tmp_path,
+def test_a_reload_of_a_broken_app_keeps_the_old_workers_serving(run_cluster, tmp_path,
                                                                 figures):
     writeVersioned(str(tmp_path), "v1")
-    c = make_cluster("versioned_app:factory", env={"PYTHONPATH": str(tmp_path)})
-    c.wait_ready()
+    c = run_cluster("versioned_app:factory", env={"PYTHONPATH": str(tmp_path)})
     before = c.pids()
     prober = Prober(c)
     prober.start()
@@ -122,16 +120,15 @@ def test_a_reload_of_a_broken_app_keeps_the_old_workers_serving(make_cluster, tm
     assert c.proc.poll() is None
 
 
-def test_children_ignore_sigint_and_never_dump_core_on_an_early_sigquit(make_cluster):
-    c = make_cluster()
-    c.wait_ready()
+def test_children_ignore_sigint_and_never_dump_core_on_an_early_sigquit(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami")
     for pid in list(c.pids().values()) + list(c.pids("gateway").values()):
         ignored = _mask(pid, "SigIgn")
         assert ignored & (1 << (signal.SIGINT - 1)), f"{pid} does not ignore SIGINT"
         os.kill(pid, signal.SIGINT)
     time.sleep(0.5)
     assert c.pids() == c.pids() and all(psutil.pid_exists(p) for p in c.pids().values())
-    assert "KeyboardInterrupt" not in c.log()
+    assert "KeyboardInterrupt" not in c.logs()
     # SIGQUIT at the earliest moment of a new worker's life: it exits cleanly (status 0),
     # never by the signal's default action (a core dump)
     sup = psutil.Process(c.proc.pid)
@@ -147,7 +144,7 @@ def test_children_ignore_sigint_and_never_dump_core_on_an_early_sigquit(make_clu
         assert newborn is not None
         os.kill(newborn, signal.SIGQUIT)
         wait_replaced(c, node, newborn)
-    log = c.log()
+    log = c.logs()
     assert "signal SIGQUIT" not in log and "core" not in log.lower()
 
 
@@ -159,9 +156,8 @@ def _mask(pid, field):
     raise AssertionError(field)
 
 
-def test_a_failure_to_start_a_process_is_retried_and_leaks_nothing(make_cluster, figures):
-    c = make_cluster(heartbeat_timeout=5)
-    c.wait_ready()
+def test_a_failure_to_start_a_process_is_retried_and_leaks_nothing(run_cluster, figures):
+    c = run_cluster("tests.clusterapps:whoami", heartbeat_timeout=5)
     sup = psutil.Process(c.proc.pid)
     time.sleep(0.5)
     fds_before = sup.num_fds()
@@ -173,15 +169,15 @@ def test_a_failure_to_start_a_process_is_retried_and_leaks_nothing(make_cluster,
     try:
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + 15
-        while c.log().count("could not start worker-") < 2:  # failed, and failed again
-            assert time.monotonic() < deadline, c.log()
+        while c.logs().count("could not start worker-") < 2:  # failed, and failed again
+            assert time.monotonic() < deadline, c.logs()
             time.sleep(0.1)
     finally:
         sup.rlimit(psutil.RLIMIT_NOFILE, (soft, hard))
     wait_replaced(c, node, pid, timeout=20)
-    assert "Too many open files" in c.log()
+    assert "Too many open files" in c.logs()
     time.sleep(1.0)
-    figures.update(failed_starts=c.log().count("could not start worker-"),
+    figures.update(failed_starts=c.logs().count("could not start worker-"),
                    supervisor_fds_before=fds_before, supervisor_fds_after=sup.num_fds())
     assert sup.num_fds() == fds_before  # every socketpair of the failed starts was closed
     assert not [p for p in sup.children() if p.status() == psutil.STATUS_ZOMBIE]
@@ -190,9 +186,8 @@ def test_a_failure_to_start_a_process_is_retried_and_leaks_nothing(make_cluster,
     client.close()
 
 
-def test_reloads_and_resizes_interleaved_end_in_a_consistent_cluster(make_cluster):
-    c = make_cluster(workers=2)
-    c.wait_ready()
+def test_reloads_and_resizes_interleaved_end_in_a_consistent_cluster(run_cluster):
+    c = run_cluster("tests.clusterapps:whoami", workers=2)
     for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGHUP, signal.SIGTTIN,
                 signal.SIGTTOU, signal.SIGTTOU, signal.SIGTTIN):
         c.proc.send_signal(sig)
@@ -211,10 +206,10 @@ def test_reloads_and_resizes_interleaved_end_in_a_consistent_cluster(make_cluste
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="unshare --pid needs root")
-def test_the_supervisor_as_pid_1_starts_serves_and_reaps_orphans(make_cluster, figures):
+def test_the_supervisor_as_pid_1_starts_serves_and_reaps_orphans(run_cluster, figures):
     start = time.monotonic()
-    c = make_cluster("tests.faults.faultapps:orphaner", env={},
-                     prefix=("unshare", "--pid", "--fork", "--mount-proc", "--kill-child"))
+    c = run_cluster("tests.faults.faultapps:orphaner", env={}, wait=False,
+                    prefix=("unshare", "--pid", "--fork", "--mount-proc", "--kill-child"))
     # the pids status reports are the namespace's own: never use them from out here
     client = None
     while client is None:
@@ -223,7 +218,7 @@ def test_the_supervisor_as_pid_1_starts_serves_and_reaps_orphans(make_cluster, f
             client.line()
         except OSError:
             client = None
-            assert time.monotonic() - start < 5, c.log()
+            assert time.monotonic() - start < 5, c.logs()
             time.sleep(0.05)
     served_within = time.monotonic() - start
     assert served_within < 5
@@ -242,14 +237,12 @@ def test_the_supervisor_as_pid_1_starts_serves_and_reaps_orphans(make_cluster, f
     client.close()
     # unshare ignores TERM; the supervisor, as PID 1, must still hear it: a graceful stop
     init.send_signal(signal.SIGTERM)
-    assert c.proc.wait(timeout=15) == 0, c.log()
-    assert "graceful stop" in c.log()
-    c.seen_pids = {c.proc.pid}  # only host pids: the namespace died with its init
+    assert c.proc.wait(timeout=15) == 0, c.logs()
+    assert "graceful stop" in c.logs()
 
 
-def test_a_worker_whose_rpc_socket_stops_answering_is_replaced(make_cluster, figures):
-    c = make_cluster("tests.faults.faultapps:deafrpc", heartbeat_timeout=2)
-    c.wait_ready()
+def test_a_worker_whose_rpc_socket_stops_answering_is_replaced(run_cluster, figures):
+    c = run_cluster("tests.faults.faultapps:deafrpc", heartbeat_timeout=2)
     client, pid = greet(c)
     node = next(n for n, p in c.pids().items() if p == pid)
     client.send(b"deafrpc\n")
@@ -259,6 +252,6 @@ def test_a_worker_whose_rpc_socket_stops_answering_is_replaced(make_cluster, fig
     figures.update(heartbeat_timeout_s=2,
                    replaced_after_s=round(time.monotonic() - start, 2))
     assert time.monotonic() - start < 2 + 4  # the ping timeout, plus a tick or two
-    assert "did not answer on its RPC socket" in c.log()
-    assert "sent no heartbeat" not in c.log()  # its loop was alive all along
+    assert "did not answer on its RPC socket" in c.logs()
+    assert "sent no heartbeat" not in c.logs()  # its loop was alive all along
     client.close()

@@ -3,11 +3,9 @@ clients (``cluster load``, redis-py, redis-benchmark) with every reply checked."
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 
@@ -16,28 +14,23 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from cluster import load
 from cluster.load.workloads import valueFor
 from cluster.shards import ownerOf
-from tests.clusterutil import ROOT, RunningCluster, cluster_load
 
 pytestmark = [pytest.mark.integration, pytest.mark.load, pytest.mark.timeout(180)]
 
 
 @pytest.fixture
-def store():
-    c = RunningCluster(None, workers=2, route="round-robin", heartbeat_timeout=5)
-    try:
-        c.wait_ready()
-        yield c
-    finally:
-        c.stop()
+def store(run_cluster):
+    return run_cluster(None, workers=2, route="round-robin", heartbeat_timeout=5)
 
 
 def test_200_connections_mixed_workload_zero_errors(store):
-    code, summary = cluster_load(store.port, "-c", "200", "-p", "2", "-n", "40000",
-                                 "--set-ratio", "0.5", "--keyspace", "2000", "--pipeline", "2")
+    summary = load.run(store.address, connections=200, processes=2, requests=40000,
+                       set_ratio=0.5, keyspace=2000, pipeline=2)
     assert summary["errors"] == 0, summary["error_samples"]
-    assert summary["requests"] == 40000 and code == 0
+    assert summary["requests"] == 40000
     # half the keys live on each worker, so about half the commands crossed shards
     info = redis.Redis(port=store.port, protocol=2).info()
     assert info["remote_commands"] > 0
@@ -97,10 +90,10 @@ def test_a_killed_worker_drops_only_its_own_connections(store):
     for k in keys[0] + keys[1]:
         writer.set(k, valueFor(k.encode(), 16))
 
-    background = subprocess.Popen(
-        [sys.executable, "-m", "cluster", "load", f"127.0.0.1:{store.port}", "--json",
-         "-c", "20", "-p", "1", "-d", "6", "--keyspace", "2000"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    summaries = []
+    background = threading.Thread(target=lambda: summaries.append(load.run(
+        store.address, connections=20, processes=1, duration=6, keyspace=2000)), daemon=True)
+    background.start()
     time.sleep(1)
     victim = store.pids()["worker-1"]
     os.kill(victim, signal.SIGKILL)
@@ -141,8 +134,8 @@ def test_a_killed_worker_drops_only_its_own_connections(store):
             assert time.monotonic() < deadline
             time.sleep(0.1)
     assert survivors[0].get(keys[1][0]) == b"again"
-    out, _ = background.communicate(timeout=60)
-    summary = json.loads(out)
+    background.join(60)
+    summary = summaries[0]
     # the load saw connection drops and CLUSTERDOWN answers, never a wrong value
     assert summary["requests"] > 0
     assert not [s for s in summary["error_samples"] if "unexpected reply" in s
