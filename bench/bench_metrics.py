@@ -1,7 +1,7 @@
 """What ``--metrics`` costs under load: the default store with metrics off, and with
 metrics on and ``/metrics`` scraped every second, side by side.
 
-    python -m bench.bench_metrics [--repeats 5] [--requests 1000000] [--workers 2]
+    python -m bench.bench_metrics [--repeats 5] [--requests 4000000] [--workers 2]
 
 Both clusters run at once; the repeats interleave (off, on, off, on, ...), each a
 ``redis-benchmark -t get -P 16 -c 50`` run, and the server CPU per request is summed over
@@ -50,7 +50,7 @@ def measure(port: int, pids: list[int], requests: int) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--requests", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=4_000_000)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     metricsAddress = f"127.0.0.1:{free_port()}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from typing import Any
@@ -51,8 +52,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         return Supervisor(cfg).run()
-    except RuntimeError as e:
-        print(f"cluster run: {e}", file=sys.stderr)
+    except (RuntimeError, SystemExit) as e:
+        if isinstance(e, SystemExit) and not isinstance(e.code, str):
+            raise
+        logging.getLogger("cluster").error("cluster run: %s", e)  # in --log-format too
         return 1
 
 

@@ -103,7 +103,9 @@ class _Collector:
         outcomes = self._family(CounterMetricFamily, "cluster_gateway_connections",
                                 "Connections by routing outcome: handed to the policy's "
                                 "first choice (preferred), to another worker (fallback), "
-                                "made to wait for room (waited), refused", ("outcome",))
+                                "or refused", ("outcome",))
+        waited = self._family(CounterMetricFamily, "cluster_gateway_waited",
+                              "Connections that waited for room in a worker's queue first")
         handed = self._family(CounterMetricFamily, "cluster_gateway_handed_off",
                               "Connections the gateway handed to each worker", ("worker",))
         for node, snap in self._answered(rows):
@@ -112,12 +114,13 @@ class _Collector:
             if rows[node]["role"] == "gateway":
                 for outcome, n in sorted(snap.get("outcomes", {}).items()):
                     outcomes.add_metric([*labels, outcome], n)
+                waited.add_metric(labels, snap.get("waited", 0))
                 for worker, n in sorted(snap.get("handed_to", {}).items()):
                     handed.add_metric([*labels, worker], n)
             else:
                 open_.add_metric(labels, snap.get("open", 0))
                 requests.add_metric(labels, snap.get("requests", 0))
-        yield from (open_, accepted, requests, outcomes, handed)
+        yield from (open_, accepted, requests, outcomes, waited, handed)
 
     def _rpc(self, rows: dict[str, dict[str, Any]]) -> Iterator[Metric]:
         calls = self._family(CounterMetricFamily, "cluster_rpc_calls", "RPC calls made")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -39,6 +40,12 @@ def _logUncaught(kind: type[BaseException], value: BaseException, tb: Any) -> No
     logging.getLogger("cluster").critical("uncaught exception", exc_info=(kind, value, tb))
 
 
+def _logUncaughtInThread(args: Any) -> None:
+    logging.getLogger("cluster").critical(
+        "uncaught exception in thread %s", args.thread.name if args.thread else "?",
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback))
+
+
 def setup(role: str, level: str | int = "INFO", fmt: str = "text",
           node: str | None = None) -> None:
     """Send the ``cluster`` logs (and the root logger's) to stderr, tagged with the
@@ -47,11 +54,15 @@ def setup(role: str, level: str | int = "INFO", fmt: str = "text",
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter(role, node))
-        sys.excepthook = _logUncaught  # a crash's traceback is a JSON line too
+        # a crash's traceback, in any thread, and a Python warning are JSON lines too
+        sys.excepthook = _logUncaught
+        threading.excepthook = _logUncaughtInThread
     else:
-        sys.excepthook = sys.__excepthook__
         handler.setFormatter(logging.Formatter(
             f"%(asctime)s [{node} %(process)d] %(levelname)s %(name)s: %(message)s"))
+        sys.excepthook = sys.__excepthook__
+        threading.excepthook = threading.__excepthook__
+    logging.captureWarnings(True)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

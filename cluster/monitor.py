@@ -9,6 +9,7 @@ waits for it, and a process that does not answer in time is counted, not waited 
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import socket
@@ -32,10 +33,12 @@ _LIVE = ("running", "draining")
 class _Gathering:
     """One scrape's requests: who has yet to answer, what came, when it gives up."""
 
-    def __init__(self, waiting: dict[Any, str]) -> None:
-        self.waiting = waiting  # child -> its node
+    def __init__(self) -> None:
+        self.waiting: dict[Any, str] = {}  # child -> its node
+        self.unreachable = 0  # asked, but its channel would not take the message
         self.snapshots: dict[str, dict[str, Any]] = {}
         self.done = Deferred()
+        self.sharers: list[Deferred] = []  # scrapes that came while this one gathered
         self.timer: Any = None
 
 
@@ -60,6 +63,10 @@ class Monitor:
         self.address = f"[{bound.host}]:{bound.port}" if ":" in bound.host else \
             f"{bound.host}:{bound.port}"
         log.info("metrics and the status page on http://%s/", self.address)
+        if not ipaddress.ip_address(bound.host).is_loopback:
+            log.warning("the metrics port %s is reachable from other hosts, without "
+                        "authentication: expose it only to a network you trust",
+                        self.address)
 
     # -- the routes ------------------------------------------------------------------------
 
@@ -73,7 +80,7 @@ class Monitor:
     def metrics(self) -> Deferred:
         def render(gathering: _Gathering) -> Response:
             body = exposition.render(self.supervisor.status(), gathering.snapshots, self.host,
-                                     len(gathering.waiting))
+                                     len(gathering.waiting) + gathering.unreachable)
             return Response(body, exposition.CONTENT_TYPE)
 
         return self.gather().addCallback(render)
@@ -82,17 +89,25 @@ class Monitor:
 
     def gather(self) -> Deferred:
         """Ask every live gateway and worker for its snapshot (the serving one of each
-        node); fires with the gathering once all answered or the time is up."""
+        node); fires with the gathering once all answered or the time is up. Scrapes
+        that come while one is gathering share its answers: the processes are asked
+        once, however many scrapers there are."""
+        if self.gatherings:
+            shared = Deferred()
+            next(iter(self.gatherings.values())).sharers.append(shared)
+            return shared
         self.nextSeq += 1
         seq = self.nextSeq
         asked: dict[str, Any] = {}
         for child in self.supervisor.children:
             if child.state in _LIVE and child.channel is not None and not child.channel.closed:
                 asked[child.node] = child  # the later one of a node (a successor) wins
-        gathering = _Gathering({})
+        gathering = _Gathering()
         for node, child in asked.items():
             if child.channel.send(["metrics", seq]):
                 gathering.waiting[child] = node
+            else:
+                gathering.unreachable += 1
         if not gathering.waiting:
             gathering.done.callback(gathering)
             return gathering.done
@@ -116,7 +131,5 @@ class Monitor:
             return
         if gathering.timer is not None and gathering.timer.active():
             gathering.timer.cancel()
-        gathering.done.callback(gathering)
-
-    def close(self) -> None:
-        self.port.stopListening()
+        for d in [gathering.done, *gathering.sharers]:
+            d.callback(gathering)

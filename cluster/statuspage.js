@@ -16,7 +16,7 @@
   const history = new Map(); // worker node -> [{rps, cpu}], oldest first
   let lastGood = null;
 
-  // As statuspage.py's _humanBytes and _humanTime, so a poll doesn't reformat the table.
+  // As statuspage.py's humanBytes and humanTime, so a poll doesn't reformat the table.
   function humanBytes(n) {
     for (const unit of ["B", "KiB", "MiB"]) {
       if (n < 1024) return unit === "B" ? `${n.toFixed(0)} B` : `${n.toFixed(1)} ${unit}`;

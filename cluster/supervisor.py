@@ -225,6 +225,7 @@ class Supervisor:
         """Start a gateway or worker that serves as soon as it is ready (first start,
         restart); a failure to start is retried with the crash backoff."""
         if self.state == "stopping" or (role == "worker" and index >= self.config.workers):
+            self._forget(f"worker-{index}" if role == "worker" else "gateway")
             return
         try:
             if role == "gateway":
@@ -435,6 +436,12 @@ class Supervisor:
             log.warning("%s died (%s) after %.1fs; restarting in %.1fs", node, how, lived,
                         delay)
         self.reactor.callLater(delay, self._respawn, role, index)
+
+    def _forget(self, node: str) -> None:
+        """A node that is not coming back (removed by TTOU, or the cluster stops): no
+        more down row or crash-loop warning for it."""
+        self.down.pop(node, None)
+        self.quickFailures.pop(node, None)
 
     def _respawn(self, role: str, index: int | None) -> None:
         taken = (self.gateway if role == "gateway" else self.serving.get(index)) is not None
@@ -751,6 +758,7 @@ class Supervisor:
         log.info("TTOU: removing worker-%d", index)
         yield self._rebalance(index)
         self.config.workers = index
+        self._forget(f"worker-{index}")
         worker = self.serving.pop(index, None)
         if self.gateway is not None:
             self.gateway.channel.send(["drop", index])

@@ -2,13 +2,17 @@
 GET and HEAD of a few fixed paths, one request per connection.
 
 Bounded like every other input: a request head is at most ``MAX_HEAD`` bytes (else 431),
-must arrive within ``HEAD_TIMEOUT`` seconds (else the connection closes), and anything
-but a well-formed GET or HEAD gets a 4xx answer. A handler returns a ``Response`` or a
-Deferred of one, so gathering from other processes never blocks the loop.
+must arrive within ``HEAD_TIMEOUT`` seconds (else the connection closes), at most
+``MAX_CONNECTIONS`` are open at once (else 503), and anything but a well-formed GET or
+HEAD gets a 4xx answer. On a loopback address, a request must name a loopback host in
+its ``Host`` header (else 421), so a web page on another site cannot read it through a
+DNS name rebound to 127.0.0.1. A handler returns a ``Response`` or a Deferred of one, so
+gathering from other processes never blocks the loop.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
@@ -22,6 +26,7 @@ log = logging.getLogger("cluster")
 
 MAX_HEAD = 8192
 HEAD_TIMEOUT = 10.0
+MAX_CONNECTIONS = 64
 
 
 class Response:
@@ -44,6 +49,11 @@ class WebProtocol(Protocol):
     def connectionMade(self) -> None:
         self.head = b""
         self.answered = False
+        self.timer = None
+        self.factory.open += 1
+        if self.factory.open > MAX_CONNECTIONS:
+            self._error(HTTPStatus.SERVICE_UNAVAILABLE)
+            return
         self.timer = self.factory.reactor.callLater(HEAD_TIMEOUT, self._tooSlow)
 
     def dataReceived(self, data: bytes) -> None:
@@ -60,9 +70,10 @@ class WebProtocol(Protocol):
         if end > MAX_HEAD:
             self._error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
             return
-        self._request(self.head[:end].split(b"\n", 1)[0].rstrip(b"\r"))
+        self._request(self.head[:end])
 
-    def _request(self, line: bytes) -> None:
+    def _request(self, head: bytes) -> None:
+        line, *headers = head.split(b"\n")
         parts = line.split()
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/1."):
             self._error(HTTPStatus.BAD_REQUEST)
@@ -70,6 +81,9 @@ class WebProtocol(Protocol):
         method, target = parts[0], parts[1].split(b"?", 1)[0]
         if method not in (b"GET", b"HEAD"):
             self._error(HTTPStatus.METHOD_NOT_ALLOWED, {"Allow": "GET, HEAD"})
+            return
+        if not self._hostAllowed(headers):
+            self._error(HTTPStatus.MISDIRECTED_REQUEST)
             return
         handler = self.factory.routes.get(target.decode("latin-1"))
         if handler is None:
@@ -81,6 +95,28 @@ class WebProtocol(Protocol):
         maybeDeferred(handler).addCallbacks(
             lambda response: self._send(response, head),
             lambda failure: self._failed(failure, head))
+
+    def _hostAllowed(self, headers: list[bytes]) -> bool:
+        """Whether the Host header may name this server: anything on a non-loopback
+        address; on a loopback one, only a loopback host (or no Host at all)."""
+        try:
+            if not ipaddress.ip_address(self.transport.getHost().host).is_loopback:
+                return True
+        except ValueError:
+            return True
+        for header in headers:
+            name, sep, value = header.partition(b":")
+            if sep and name.strip().lower() == b"host":
+                host = value.strip().decode("latin-1").lower()
+                host = host[1:host.find("]")] if host.startswith("[") else \
+                    host.rpartition(":")[0] if ":" in host else host
+                if host == "localhost":
+                    return True
+                try:
+                    return ipaddress.ip_address(host).is_loopback
+                except ValueError:
+                    return False
+        return True
 
     def _failed(self, failure: Failure, head: bool) -> None:
         log.error("the metrics page failed: %s", failure.getTraceback())
@@ -119,6 +155,7 @@ class WebProtocol(Protocol):
 
     def connectionLost(self, reason: Any) -> None:
         self.connected = 0
+        self.factory.open -= 1
         self._cancelTimer()
 
 
@@ -130,3 +167,4 @@ class WebFactory(Factory):
     def __init__(self, reactor: Any, routes: dict[str, Handler]) -> None:
         self.reactor = reactor
         self.routes = routes
+        self.open = 0  # connections open now

@@ -173,9 +173,11 @@ class Gateway:
         self.accepts = 0
         self.handed = 0
         self.refused = 0
-        # how each connection was routed: to the policy's first choice, to another worker
-        # (the first was dead, stalled or full), made to wait for room, or refused
-        self.outcomes = {"preferred": 0, "fallback": 0, "waited": 0, "refused": 0}
+        # how each connection ended up routed: to the policy's first choice, to another
+        # worker (the first was dead, stalled or full), or refused; and how many of them
+        # had to wait for room first
+        self.outcomes = {"preferred": 0, "fallback": 0, "refused": 0}
+        self.waited = 0
         self.handedTo: dict[int, int] = {}  # worker index -> connections handed to it
         self.stopping = False
         self.refusals = Episodes(log, "no worker could take a connection (%s): closed", reactor,
@@ -259,7 +261,7 @@ class Gateway:
             self._refuse(handoff[1])
             return False
         self.waiting.append(handoff)
-        self.outcomes["waited"] += 1
+        self.waited += 1
         if self.port.connected and not self.port.paused:
             self.port.pause()
         if self._retry is None:
@@ -358,7 +360,8 @@ class Gateway:
     def metrics(self) -> dict[str, Any]:
         """The gateway's numbers, for ``--metrics``."""
         return {"open": len(self.preambles), "accepted": self.accepts,
-                "outcomes": dict(self.outcomes), "waiting": len(self.waiting),
+                "outcomes": dict(self.outcomes), "waited": self.waited,
+                "waiting": len(self.waiting),
                 "handed_to": {f"worker-{i}": n for i, n in self.handedTo.items()},
                 "rpc": self.rpc.metrics() if self.rpc is not None else None}
 

@@ -117,3 +117,51 @@ class WhoAmIWithUDP(Factory):
 
 
 udpwho = WhoAmIWithUDP()
+
+
+class CountingFactory(Factory):
+    """whoami that reports its own numbers (``metrics()``): lines served, by command;
+    with ``$METRICS_BROKEN`` set, a hook whose answer breaks the rules."""
+
+    protocol = WhoAmI
+
+    def __init__(self) -> None:
+        self.lines = 0
+
+    def buildProtocol(self, addr):
+        p = super().buildProtocol(addr)
+        factory = self
+        original = p.lineReceived
+
+        def counted(line):
+            factory.lines += 1
+            original(line)
+
+        p.lineReceived = counted
+        return p
+
+    def metrics(self):
+        if os.environ.get("METRICS_BROKEN"):
+            return {"requests": float("inf"), "cluster_up": 1}
+        return {"requests": self.lines, "whoami_lines_total": self.lines,
+                "whoami_commands_total": ["command", {"echo": self.lines}]}
+
+
+counting = CountingFactory()
+
+
+class CrashWhenFlagged(Factory):
+    """whoami whose worker exits 0.2 s after it starts while the file ``$CRASH_FLAG``
+    exists: a crash loop on demand."""
+
+    protocol = WhoAmI
+
+    def startFactory(self):
+        flag = os.environ.get("CRASH_FLAG")
+        if flag and os.path.exists(flag):
+            from cluster.reactor import reactor
+
+            reactor.callLater(0.2, os._exit, 1)
+
+
+crashy = CrashWhenFlagged()

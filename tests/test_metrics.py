@@ -9,6 +9,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 import urllib.request
 
@@ -16,6 +18,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import cluster.load
+from cluster.harness import free_port
+from tests import ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -26,14 +30,20 @@ def fetch(address: str, path: str, timeout: float = 10.0) -> tuple[int, str, byt
 
 
 def scrape(address: str) -> dict[tuple, float]:
-    """Every sample of /metrics as {(name, sorted labels without cluster/host): value}."""
+    """Every sample of /metrics as {(name, sorted labels without cluster/host): value};
+    no family may appear twice and no series twice (Prometheus refuses such a scrape)."""
     status, ctype, body = fetch(address, "/metrics")
     assert status == 200 and ctype.startswith("text/plain")
     samples = {}
+    names = [line.split()[2] for line in body.decode().splitlines()
+             if line.startswith("# TYPE ")]
+    assert len(names) == len(set(names)), names
     for family in text_string_to_metric_families(body.decode()):
         for s in family.samples:
             labels = {k: v for k, v in s.labels.items() if k not in ("cluster", "host")}
-            samples[(s.name, *sorted(labels.items()))] = s.value
+            key = (s.name, *sorted(labels.items()))
+            assert key not in samples, f"{key} twice in one scrape"
+            samples[key] = s.value
     return samples
 
 
@@ -158,7 +168,7 @@ def test_the_metrics_port_serves_the_status_document_and_refuses_garbage(run_clu
 
 
 def test_metrics_refuses_a_bad_address():
-    out = subprocess.run(["python", "-m", "cluster", "run", "--metrics", "nowhere"],
+    out = subprocess.run([sys.executable, "-m", "cluster", "run", "--metrics", "nowhere"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "metrics must be HOST:PORT" in out.stderr
 
@@ -181,3 +191,138 @@ def test_every_process_logs_json_lines(run_cluster):
     assert {"worker-0", "worker-1", "gateway", "supervisor"} <= {e["node"] for e in entries}
     assert any(e["level"] == "WARNING" and "worker-0 died" in e["message"]
                and e["role"] == "supervisor" for e in entries)
+
+
+@pytest.mark.timeout(60)
+def test_an_apps_own_metrics_reach_the_scrape(run_cluster):
+    c = run_cluster("tests.clusterapps:counting", workers=1, metrics="127.0.0.1:0")
+    address = c.status()["metrics"]
+    client = c.connect()
+    client.line()  # the greeting
+    for i in range(25):
+        client.send(b"echo %d\n" % i)
+        assert client.line() == b"%d" % i
+    client.close()
+    samples = scrape(address)
+    w = {"node": "worker-0", "role": "worker"}
+    assert value(samples, "whoami_lines_total", **w) == 25
+    assert value(samples, "whoami_commands_total", command="echo", **w) == 25
+    assert value(samples, "cluster_requests_total", **w) == 25  # the app's own count
+    c.wait_until(lambda st: any(p["node"] == "worker-0" and p["requests"] == 25
+                                for p in st["processes"]), 5, "the heartbeat's count")
+
+
+@pytest.mark.timeout(60)
+def test_an_apps_broken_metrics_hook_costs_it_nothing_but_its_numbers(run_cluster):
+    c = run_cluster("tests.clusterapps:counting", workers=1, metrics="127.0.0.1:0",
+                    heartbeat_timeout=1.5, env={"METRICS_BROKEN": "1"})
+    address = c.status()["metrics"]
+    pid = c.pids()["worker-0"]
+    client = c.connect()
+    client.line()
+    client.send(b"echo x\n")
+    assert client.line() == b"x"
+    time.sleep(3)  # two heartbeat timeouts: the hook is called every heartbeat
+    samples = scrape(address)
+    assert c.pids()["worker-0"] == pid  # never restarted
+    w = {"node": "worker-0", "role": "worker"}
+    assert value(samples, "cluster_up", **w) == 1
+    assert value(samples, "cluster_requests_total", **w) >= 1  # its reads, instead
+    assert not any(key[0] == "whoami_lines_total" for key in samples)
+    logged = [line for line in c.logs().splitlines() if "metrics() gave nothing" in line]
+    assert 1 <= len(logged) <= 3 and "not a finite number" in logged[0]  # once a window
+    client.close()
+
+
+@pytest.mark.timeout(60)
+def test_expired_keys_are_counted(run_cluster):
+    import redis
+
+    c = run_cluster(None, workers=1, metrics="127.0.0.1:0")
+    address = c.status()["metrics"]
+    r = redis.Redis(host="127.0.0.1", port=c.port)
+    for i in range(10):
+        r.set(f"k{i}", "v", px=1)
+    r.set("kept", "v")
+    time.sleep(0.3)  # the sweeper (every 0.1 s) or a read expires them
+    assert r.get("k0") is None
+    samples = scrape(address)
+    w = {"node": "worker-0", "role": "worker"}
+    assert value(samples, "cluster_store_expired_keys_total", **w) == 10
+    assert value(samples, "cluster_store_keys", **w) == 1
+    r.close()
+
+
+@pytest.mark.timeout(90)
+def test_a_crash_loop_shows_as_a_warning_a_down_row_and_up_zero(run_cluster, tmp_path):
+    flag = tmp_path / "crash"
+    c = run_cluster("tests.clusterapps:crashy", workers=2, metrics="127.0.0.1:0",
+                    env={"CRASH_FLAG": str(flag)})
+    address = c.status()["metrics"]
+    flag.write_text("crash")
+    c.kill("worker-1")
+    seen = {"down": False, "up0": False}
+
+    def looping(st):
+        if any(p["node"] == "worker-1" and p["state"] == "down" and p["pid"] == 0
+               for p in st["processes"]):
+            seen["down"] = True
+            if not seen["up0"]:
+                seen["up0"] = value(scrape(address), "cluster_up", node="worker-1",
+                                    role="worker") == 0
+        return seen["down"] and seen["up0"] and any(
+            w["kind"] == "crash_loop" and w["node"] == "worker-1" for w in st["warnings"])
+
+    st = c.wait_until(looping, 40, "a crash-loop warning for worker-1")
+    warning = next(w for w in st["warnings"] if w["kind"] == "crash_loop")
+    assert "quick exits in a row" in warning["message"]
+    table = subprocess.run([sys.executable, "-m", "cluster", "status", "--name", c.name],
+                           cwd=ROOT, capture_output=True, text=True, timeout=30).stdout
+    assert "WARNING: worker-1 is in a crash loop" in table
+    assert value(scrape(address), "cluster_up", node="worker-0", role="worker") == 1
+    flag.unlink()  # fixed: the next restart stays up
+    c.wait_until(lambda st: any(p["node"] == "worker-1" and p["state"] == "running"
+                                for p in st["processes"]), 30, "worker-1 to stay up")
+
+
+@pytest.mark.timeout(90)
+def test_scrapes_during_a_reload_never_show_a_series_twice(run_cluster):
+    c = run_cluster(None, workers=2, metrics="127.0.0.1:0")
+    address = c.status()["metrics"]
+    failures: list[BaseException] = []
+    scrapes = [0]
+    done = threading.Event()
+
+    def scraper():
+        while not done.is_set():
+            try:
+                scrape(address)
+                scrapes[0] += 1
+            except BaseException as e:  # noqa: BLE001 - reported by the test below
+                failures.append(e)
+                return
+
+    t = threading.Thread(target=scraper)
+    t.start()
+    try:
+        c.reload()
+    finally:
+        done.set()
+        t.join(30)
+    assert failures == [] and scrapes[0] > 3
+
+
+def test_a_metrics_port_in_use_is_a_clear_error_in_json_too():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "cluster", "run", "tests.clusterapps:whoami",
+                              "--bind", f"127.0.0.1:{free_port()}", "--name",
+                              f"taken-{port}", "--metrics", f"127.0.0.1:{port}",
+                              "--log-format", "json"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=30)
+    assert out.returncode == 1
+    entries = [json.loads(line) for line in out.stderr.splitlines()]
+    assert any("cannot serve metrics on" in e["message"] and e["level"] == "ERROR"
+               for e in entries)

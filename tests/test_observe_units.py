@@ -7,21 +7,26 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
+import warnings
 
 import msgpack
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from cluster import exposition, logs, monitor, web
+from cluster.address import IPv4Address
 from cluster.defer import Deferred
-from cluster.metrics import Histogram, appMetrics
+from cluster.metrics import MAX_APP_SERIES, Histogram, appMetrics
 from cluster.testing import Clock, StringTransport
 
 
-def serve(routes: dict, data: bytes) -> tuple[bytes, StringTransport, Clock]:
+def serve(routes: dict, data: bytes, local: str = "10.0.0.1",
+          factory: web.WebFactory | None = None) -> tuple[bytes, StringTransport, Clock]:
     clock = Clock()
-    proto = web.WebFactory(clock, routes).buildProtocol(None)
-    transport = StringTransport()
+    factory = factory or web.WebFactory(clock, routes)
+    proto = factory.buildProtocol(None)
+    transport = StringTransport(hostAddress=IPv4Address("TCP", local, 9180))
     proto.makeConnection(transport)
     proto.dataReceived(data)
     return transport.value(), transport, clock
@@ -62,6 +67,30 @@ def test_web_closes_a_silent_client_after_the_head_timeout():
     assert out == b"" and not transport.disconnecting
     clock.advance(web.HEAD_TIMEOUT + 0.1)
     assert transport.aborted
+
+
+@pytest.mark.parametrize("host, status", [
+    (b"localhost:9180", b"200"), (b"127.0.0.1:9180", b"200"), (b"[::1]:9180", b"200"),
+    (b"LOCALHOST", b"200"), (None, b"200"),
+    (b"evil.example:9180", b"421"), (b"10.1.2.3:9180", b"421"), (b"", b"421")])
+def test_web_on_loopback_answers_only_a_loopback_host(host, status):
+    request = b"GET /x HTTP/1.1\r\n" + (b"Host: " + host + b"\r\n" if host is not None
+                                        else b"") + b"\r\n"
+    out, _, _ = serve({"/x": hello}, request, local="127.0.0.1")
+    assert out.split(b" ", 2)[1] == status
+    # elsewhere (bound to a routable address on purpose) any Host will do
+    out, _, _ = serve({"/x": hello}, request, local="10.0.0.1")
+    assert out.split(b" ", 2)[1] == b"200"
+
+
+def test_web_refuses_connections_past_its_limit():
+    factory = web.WebFactory(Clock(), {"/x": hello})
+    factory.open = web.MAX_CONNECTIONS
+    out, transport, _ = serve({}, b"", factory=factory)
+    assert out.startswith(b"HTTP/1.1 503") and transport.disconnecting
+    factory.open = web.MAX_CONNECTIONS - 1
+    out, _, _ = serve({}, b"GET /x HTTP/1.1\r\n\r\n", factory=factory)
+    assert out.startswith(b"HTTP/1.1 200")
 
 
 def test_web_waits_for_a_deferred_answer_and_reports_a_failing_handler():
@@ -149,19 +178,49 @@ def test_exposition_shows_one_process_per_node_during_a_reload():
         ("supervisor", 1000), ("worker-0", 2), ("worker-1", 3)]
 
 
+class _App:
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def metrics(self):
+        if isinstance(self.value, Exception):
+            raise self.value
+        return self.value
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def record(self, detail: str) -> None:
+        self.seen.append(detail)
+
+
 def test_app_metrics_are_checked():
-    class App:
-        def metrics(self):
-            return {"ok_total": 3, "bad name": 1, "flag": True, "fam": ["label", {"a": 1}],
-                    "badfam": ["no good", {"a": 1}], "requests": 9}
+    good = {"ok_total": 3, "fam": ["label", {"a": 1, "b": 2.5}], "requests": 9}
+    assert appMetrics(_App(good)) == good
+    assert appMetrics(object()) == {}
 
-    assert appMetrics(App()) == {"ok_total": 3, "fam": ["label", {"a": 1}], "requests": 9}
 
-    class Broken:
-        def metrics(self):
-            raise RuntimeError("no")
-
-    assert appMetrics(Broken()) == {} and appMetrics(object()) == {}
+@pytest.mark.parametrize("value, why", [
+    (RuntimeError("no"), "RuntimeError: no"),
+    ([1, 2], "must return a dict"),
+    ({"bad name": 1}, "not a metric name"),
+    ({"cluster_up": 1}, "not a metric name of its own"),
+    ({"cluster_requests_total": 1}, "not a metric name of its own"),
+    ({"_total": 1}, "not a metric name"),
+    ({"flag": True}, "not a finite number"),
+    ({"x": float("nan")}, "not a finite number"),
+    ({"requests": float("inf")}, "not a finite number"),
+    ({"fam": ["node", {"a": 1}]}, "not a label name of its own"),
+    ({"fam": ["no good", {"a": 1}]}, "not a label name"),
+    ({"fam": ["label", {"a": "1"}]}, "not a finite number"),
+    ({"fam": ["label", {str(i): i for i in range(MAX_APP_SERIES + 1)}]}, "series"),
+])
+def test_a_bad_app_metrics_gives_nothing_and_says_why(value, why):
+    problems = _Problems()
+    assert appMetrics(_App(value), problems) == {}
+    assert len(problems.seen) == 1 and why in problems.seen[0]
 
 
 class _Channel:
@@ -228,8 +287,23 @@ def test_a_scrape_does_not_wait_for_a_process_that_does_not_answer():
     assert results == []
     m.reactor.advance(monitor.ANSWER_WITHIN)
     assert list(results[0].snapshots) == ["worker-0"] and len(results[0].waiting) == 1
+    assert results[0].unreachable == 1  # worker-2's channel would not take the request
     m.answered(children[1], children[1].channel.sent[0][1], {"open": 0})  # late: dropped
     assert list(results[0].snapshots) == ["worker-0"]
+
+
+def test_scrapes_at_the_same_time_ask_each_process_once():
+    children = [_Child("worker-0"), _Child("worker-1")]
+    m = _monitor(children)
+    results = []
+    for _ in range(3):
+        m.gather().addCallback(results.append)
+    assert [len(c.channel.sent) for c in children] == [1, 1]
+    for c in children:
+        m.answered(c, c.channel.sent[0][1], {"open": 0})
+    assert len(results) == 3 and all(r is results[0] for r in results)
+    m.gather()  # the next scrape asks again
+    assert [len(c.channel.sent) for c in children] == [2, 2]
 
 
 def test_json_logs_are_one_object_per_line(capsys):
@@ -253,14 +327,25 @@ def test_json_logs_are_one_object_per_line(capsys):
     assert "ValueError: bad" in second["exc"] and second["level"] == "ERROR"
 
 
-def test_json_logs_catch_an_uncaught_exception(capsys):
+def test_json_logs_catch_uncaught_exceptions_and_warnings(capsys):
+    logging.captureWarnings(False)  # pytest swaps warnings.showwarning around each test
     logs.setup("gateway", "INFO", "json", "gateway")
     try:
         try:
             raise KeyError("lost")
         except KeyError:
             sys.excepthook(*sys.exc_info())
+        t = threading.Thread(target=lambda: 1 / 0, name="doomed")
+        t.start()
+        t.join()
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")
+            warnings.warn("old API", DeprecationWarning, stacklevel=1)
     finally:
         logs.setup("test", "WARNING")
-    entry = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
-    assert entry["level"] == "CRITICAL" and "KeyError: 'lost'" in entry["exc"]
+        logging.captureWarnings(False)
+    crash, thread, warning = (json.loads(line) for line in
+                              capsys.readouterr().err.strip().splitlines())
+    assert crash["level"] == "CRITICAL" and "KeyError: 'lost'" in crash["exc"]
+    assert "doomed" in thread["message"] and "ZeroDivisionError" in thread["exc"]
+    assert warning["logger"] == "py.warnings" and "old API" in warning["message"]

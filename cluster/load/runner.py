@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any
 
+from cluster.config import splitHostPort
 from cluster.load.histogram import Histogram, merge
 
 
@@ -26,7 +27,7 @@ def run(address: str, workload: str = "resp", connections: int = 50,
     most one per connection) until ``requests`` replies or ``duration`` seconds (10 s when
     neither is given); return the merged summary, the dict ``cluster load --json`` prints.
     ``options`` go to the workload (resp: keyspace, value_size, set_ratio)."""
-    host, port = parse_address(address)
+    host, port = splitHostPort(address, "address")
     if connections < 1:
         raise ValueError(f"connections must be at least 1, not {connections}")
     if duration is None and requests is None:
@@ -52,14 +53,6 @@ def run(address: str, workload: str = "resp", connections: int = 50,
             p.wait()
             p.stdout.close()
     return summarize(finals, connections, processes, workload)
-
-
-def parse_address(address: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[v6]:PORT``; an empty host is 127.0.0.1) as (host, port)."""
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"expected HOST:PORT, not {address!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
 
 
 def _follow(procs: list[subprocess.Popen], duration: float | None, requests: int | None,

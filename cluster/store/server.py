@@ -554,6 +554,9 @@ class RespStore(Protocol):
             where = HERE if node.allHere else node.route[_crc32(args[1]) % node.slots]
             if where is FROZEN:
                 return False
+            if where is NOBODY:
+                self.reply(resp.error(_CLUSTERDOWN))
+                return True
             _byName[name] += 1
             if where is HERE:
                 answer = function(keyspace, args)
@@ -561,9 +564,6 @@ class RespStore(Protocol):
                     self.reply(answer)
                 else:  # the common case, without reply()'s checks
                     self.ready.append(self.nil if answer is _NIL else answer)
-                return True
-            if where is NOBODY:
-                self.reply(resp.error(_CLUSTERDOWN))
                 return True
             # for another worker: gathered with every connection's until the end of this
             # reactor iteration, then sent as one call per owner
