@@ -242,3 +242,42 @@ def test_commands_for_a_moving_shard_wait_in_order_then_run_or_fail_with_tryagai
     finally:
         rpc.install(None)
         node.close()
+
+
+def test_every_change_to_a_watched_key_gives_it_a_new_version():
+    now = [0.0]
+    ks = Keyspace(clock=lambda: now[0])
+    assert ks.version(b"k") is None
+    v = ks.watch(b"k")
+    assert ks.version(b"k") == v
+    ks.get(b"k")
+    ks.set(b"other", b"1")
+    assert ks.version(b"k") == v  # reads and other keys change nothing
+
+    def changes(step):
+        before = ks.version(b"k")
+        step()
+        return ks.version(b"k") != before
+
+    assert changes(lambda: ks.set(b"k", b"1"))
+    assert changes(lambda: ks.set(b"k", b"1"))  # the same value again is a write too
+    assert changes(lambda: ks.expireAt(b"k", 10.0))
+    assert changes(lambda: ks.persist(b"k"))
+    assert not changes(lambda: ks.persist(b"k"))  # nothing to persist: no change
+    assert changes(lambda: ks.delete(b"k"))
+    assert not changes(lambda: ks.delete(b"k"))
+    ks.set(b"k", b"1", ttl=1.0)
+    now[0] = 2.0
+    assert changes(lambda: ks.get(b"k"))  # expired when touched
+    ks.set(b"k", b"1", ttl=1.0)
+    now[0] = 4.0
+    assert changes(ks.sweep)  # expired by the sweep
+    assert changes(ks.flush)
+    # watchers are counted: the version lives until the last one unwatches
+    ks.watch(b"k")
+    ks.unwatch(b"k")
+    assert ks.version(b"k") is not None
+    ks.unwatch(b"k")
+    assert ks.version(b"k") is None and not ks.watched
+    # a new watch starts from a version no earlier watch had
+    assert ks.watch(b"k") != v

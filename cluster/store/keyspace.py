@@ -10,8 +10,14 @@ skipped when they surface, and the heap is rebuilt when they outnumber live entr
 from __future__ import annotations
 
 import heapq
+import itertools
+import random
 import time
 from collections.abc import Callable
+
+# versions of watched keys (WATCH): unique across processes, so a version read from one
+# owner never matches one from another (a key whose shard moved counts as changed)
+_versions = itertools.count(random.getrandbits(48) << 12)
 
 
 class Keyspace:
@@ -22,6 +28,7 @@ class Keyspace:
         self._heap: list[tuple[float, bytes]] = []
         self.expired = 0
         self.sweepBudget = 0.001
+        self.watched: dict[bytes, list[int]] = {}  # key -> [version, watchers]
 
     # -- reading and writing ---------------------------------------------------------------
 
@@ -34,6 +41,8 @@ class Keyspace:
         return self.get(key) is not None
 
     def set(self, key: bytes, value: bytes, ttl: float | None = None) -> None:
+        if self.watched:
+            self.touch(key)
         self.data[key] = value
         if ttl is None:
             self.expires.pop(key, None)
@@ -44,6 +53,8 @@ class Keyspace:
         self.expires.pop(key, None)
         if key in self.data:
             del self.data[key]
+            if self.watched:
+                self.touch(key)
             return True
         return False
 
@@ -51,6 +62,36 @@ class Keyspace:
         self.data.clear()
         self.expires.clear()
         self._heap.clear()
+        for key in self.watched:
+            self.touch(key)
+
+    # -- WATCH -------------------------------------------------------------------------------
+
+    def watch(self, key: bytes) -> int:
+        """Start watching ``key``; its version now (any change gives it a new one)."""
+        entry = self.watched.get(key)
+        if entry is None:
+            entry = self.watched[key] = [next(_versions), 0]
+        entry[1] += 1
+        return entry[0]
+
+    def unwatch(self, key: bytes) -> None:
+        entry = self.watched.get(key)
+        if entry is not None:
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del self.watched[key]
+
+    def version(self, key: bytes) -> int | None:
+        """The version of a watched key (None: nobody watches it here)."""
+        entry = self.watched.get(key)
+        return None if entry is None else entry[0]
+
+    def touch(self, key: bytes) -> None:
+        """``key`` changed: a transaction that watched it will not run."""
+        entry = self.watched.get(key)
+        if entry is not None:
+            entry[0] = next(_versions)
 
     def __len__(self) -> int:
         return len(self.data)
@@ -58,6 +99,8 @@ class Keyspace:
     # -- expiry -----------------------------------------------------------------------------
 
     def expireAt(self, key: bytes, deadline: float) -> None:
+        if self.watched:
+            self.touch(key)
         self.expires[key] = deadline
         heapq.heappush(self._heap, (deadline, key))
         if len(self._heap) > 2 * len(self.expires) + 1024:
@@ -67,7 +110,11 @@ class Keyspace:
     def persist(self, key: bytes) -> bool:
         if self.get(key) is None:
             return False
-        return self.expires.pop(key, None) is not None
+        if self.expires.pop(key, None) is None:
+            return False
+        if self.watched:
+            self.touch(key)
+        return True
 
     def ttl(self, key: bytes) -> float | None:
         """Seconds left; None without an expiry. (Check ``exists`` first.)"""
@@ -79,6 +126,8 @@ class Keyspace:
             del self.expires[key]
             self.data.pop(key, None)
             self.expired += 1
+            if self.watched:
+                self.touch(key)
             return True
         return False
 
@@ -94,6 +143,8 @@ class Keyspace:
                 del expires[key]
                 data.pop(key, None)
                 removed += 1
+                if self.watched:
+                    self.touch(key)
             if not removed % 64 and time.monotonic() > stop:
                 break
         self.expired += removed

@@ -36,7 +36,7 @@ from cluster.error import TimeoutError
 from cluster.failure import Failure
 from cluster.membership import FROZEN, HERE, NOBODY
 from cluster.protocol import Factory, Protocol
-from cluster.store import commands, handoff, resp
+from cluster.store import commands, handoff, resp, transactions
 from cluster.store.keyspace import Keyspace
 from cluster.task import LoopingCall
 
@@ -308,6 +308,43 @@ def _flushall() -> Any:
     return None
 
 
+@rpc.expose("store.watch")
+def _watch(keys: list[bytes]) -> Any:
+    """WATCH for a connection on another worker: the keys' versions here (-1, which
+    matches nothing, for a key no longer served here: its EXEC will not run)."""
+    _checkKeys(keys)
+    plan = _plan(keys)
+    if plan is None:
+        return _nextRoutes().addCallback(lambda _: _watch(keys))
+    return [keyspace.watch(k) if HERE in plan and i in plan[HERE] else -1
+            for i, k in enumerate(keys)]
+
+
+@rpc.expose("store.unwatch")
+def _unwatch(keys: list[bytes]) -> None:
+    _checkKeys(keys)
+    for key in keys:
+        keyspace.unwatch(key)
+
+
+@rpc.expose("store.transaction")
+def _transaction(requests: list[list[bytes]], watched: list[list[Any]],
+                 nil: bytes = resp.NIL) -> Any:
+    """EXEC for a connection on another worker: the replies (None: a watched key
+    changed; bytes: the error EXEC answers)."""
+    transactions.checked(requests, watched, nil)
+    keys = [k for args in requests for k in transactions.keysOf(args)]
+    plan = _plan(keys + [w[0] for w in watched]) if keys or watched else {HERE: []}
+    if plan is None:  # a shard is moving: the whole transaction waits for it
+        return _nextRoutes().addCallback(lambda _: _transaction(requests, watched, nil))
+    if len(plan) > 1:
+        return transactions.CROSSSLOT
+    where = next(iter(plan))
+    if where is not HERE:  # it moved on meanwhile
+        return _node().callPeer(where, "store.transaction", (requests, watched, nil), {})
+    return transactions.run(keyspace, requests, watched, nil)
+
+
 def _remoteError(failure: Failure) -> bytes:
     e = failure.value
     if isinstance(e, rpc.NodeLost):
@@ -343,11 +380,17 @@ class RespStore(Protocol):
         self.writesBlocked = False  # the client is not taking our replies
         self.readingPaused = False
         self.nil = resp.NIL  # RESP3's null once the client said HELLO 3
+        self.multi: list[list[bytes]] | None = None  # commands queued since MULTI
+        self.multiFailed = False  # one could not be queued: EXEC answers EXECABORT
+        self.watching: list[list[Any]] = []  # [key, version] pairs (WATCH) ...
+        self.watchWhere: Any = None  # ... all of them served there (HERE or a peer)
+        self.watchPending: Deferred | None = None  # WATCH's versions, on their way
         stats["connections"] += 1
         self.transport.registerProducer(self, True)  # a slow reader stops our reading
 
     def connectionLost(self, reason: Any) -> None:
         stats["connections"] -= 1
+        self._unwatch()
         self._released()
         if self._linger is not None and self._linger.active():
             self._linger.cancel()
@@ -541,6 +584,8 @@ class RespStore(Protocol):
         node = self.node
         if self.line and self.sentVersion != node.routeVersion:
             return False
+        if self.multi is not None and args[0].upper() not in _NOT_QUEUED:
+            return self._queue(args)
         name = args[0]
         single = _SINGLE.get(name)
         if single is None:
@@ -635,6 +680,118 @@ class RespStore(Protocol):
         return gatherFirst([node.callPeer(peer, "store.flushall", (), {})
                             for peer in node.workerIncarnations()]).addCallback(
             lambda _: resp.OK)
+
+    # -- transactions (see cluster.store.transactions) ---------------------------------------
+
+    def _queue(self, args: list[bytes]) -> bool:
+        why = transactions.refusal(args, args[0].upper() in CONNECTION_COMMANDS)
+        if why is not None:
+            self.multiFailed = True
+            self.reply(why)
+        else:
+            self.multi.append(args)
+            self.reply(transactions.QUEUED)
+        return True
+
+    def multiCommand(self, args: list[bytes]) -> bytes:
+        if self.multi is not None:
+            return resp.error("ERR MULTI calls can not be nested")
+        self.multi, self.multiFailed = [], False
+        return resp.OK
+
+    def discard(self, args: list[bytes]) -> bytes:
+        if self.multi is None:
+            return resp.error("ERR DISCARD without MULTI")
+        self.multi = None
+        self._unwatch()
+        return resp.OK
+
+    def execCommand(self, args: list[bytes]) -> Any:
+        if self.multi is None:
+            return resp.error("ERR EXEC without MULTI")
+        if self.watchPending is not None:
+            return None  # WATCH's versions are not in yet: EXEC waits for them
+        queued, watched = self.multi, self.watching
+        if self.multiFailed:
+            self.multi = None
+            self._unwatch()
+            return transactions.EXECABORT
+        keys = [k for a in queued for k in transactions.keysOf(a)] + [w[0] for w in watched]
+        try:
+            plan = _plan(keys) if keys else {HERE: []}
+        except rpc.NodeLost:
+            self.multi = None
+            self._unwatch()
+            raise
+        if plan is None:
+            return None  # a shard is moving: EXEC waits for the move to end
+        self.multi = None
+        where = next(iter(plan))
+        if len(plan) > 1:
+            answer: Any = transactions.CROSSSLOT
+        elif where is HERE:
+            answer = self._execReply(transactions.run(keyspace, queued, watched, self.nil))
+        else:
+            stats["remote"] += 1
+            answer = self.node.callPeer(where, "store.transaction",
+                                        (queued, watched, self.nil), {}).addCallback(
+                self._execReply)
+        self._unwatch()  # after the run: a remote one gets its call before the unwatch
+        return answer
+
+    def _execReply(self, replies: list[bytes] | bytes | None) -> bytes:
+        if replies is None:  # a watched key changed
+            return resp.NULL3 if self.nil == resp.NULL3 else resp.NIL_ARRAY
+        if type(replies) is bytes:
+            return replies
+        return b"*%d\r\n%s" % (len(replies), b"".join(replies))
+
+    def watch(self, args: list[bytes]) -> Any:
+        if self.multi is not None:
+            return resp.error("ERR WATCH inside MULTI is not allowed")
+        if self.watchPending is not None:
+            return None  # the last WATCH's versions first
+        keys = args[1:]
+        plan = _plan(keys)
+        if plan is None:
+            return None
+        places = set(plan) | ({self.watchWhere} if self.watching else set())
+        if len(places) > 1:
+            return transactions.CROSSSLOT
+        where = self.watchWhere = next(iter(plan))
+        if where is HERE:
+            self.watching += [[k, keyspace.watch(k)] for k in keys]
+            return resp.OK
+        self.watching += [[k, -1] for k in keys]  # until the versions come: matches nothing
+
+        def got(versions: list[int]) -> bytes:
+            first = len(self.watching) - len(keys)
+            for i, version in enumerate(versions):
+                self.watching[first + i][1] = version
+            return resp.OK
+
+        def over(result: Any) -> Any:
+            self.watchPending = None
+            return result
+
+        self.watchPending = self.node.callPeer(where, "store.watch", (keys,), {})
+        return self.watchPending.addCallback(got).addBoth(over)
+
+    def unwatchCommand(self, args: list[bytes]) -> bytes:
+        self._unwatch()
+        return resp.OK
+
+    def _unwatch(self) -> None:
+        if not self.watching:
+            return
+        keys = [w[0] for w in self.watching]
+        if self.watchWhere is HERE:
+            for key in keys:
+                keyspace.unwatch(key)
+        else:
+            self.node.callPeer(self.watchWhere, "store.unwatch", (keys,), {}).addErrback(
+                lambda _: None)  # a lost owner forgot them anyway
+        self.watching, self.watchWhere = [], None
 
     def ping(self, args: list[bytes]) -> bytes:
         return resp.PONG if len(args) == 1 else resp.bulk(args[1])
@@ -780,7 +937,12 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"MGET": (RespStore.mget, -2), b"MSET": (RespStore.mset, -3),
     b"DEL": (RespStore.delete, -2), b"EXISTS": (RespStore.exists, -2),
     b"DBSIZE": (RespStore.dbsize, 1), b"FLUSHALL": (RespStore.flushall, -1),
+    b"MULTI": (RespStore.multiCommand, 1), b"EXEC": (RespStore.execCommand, 1),
+    b"DISCARD": (RespStore.discard, 1), b"WATCH": (RespStore.watch, -2),
+    b"UNWATCH": (RespStore.unwatchCommand, 1),
 }
+# what runs at once inside MULTI (with Redis's answers), rather than being queued
+_NOT_QUEUED = frozenset({b"EXEC", b"DISCARD", b"MULTI", b"WATCH", b"QUIT"})
 
 
 # commands run, by name (counted once each, not again when a held one runs at last)

@@ -1,0 +1,105 @@
+"""MULTI/EXEC for the store: what may be queued, which keys a transaction touches, and
+running one, all of it at once, on the worker that owns its keys.
+
+A transaction runs inside one call on one reactor, so nothing else runs between its
+commands: that is its atomicity. Its keys (and its watched keys) must all be served by
+one worker; the server answers ``-CROSSSLOT`` otherwise and routes the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cluster.store import commands, resp
+from cluster.store.keyspace import Keyspace
+
+_SINGLE = commands.SINGLE_KEY
+# multi-key and keyless commands a transaction may hold: name -> arity (as SINGLE_KEY's)
+_OTHERS = {b"MGET": -2, b"MSET": -3, b"DEL": -2, b"EXISTS": -2, b"PING": -1, b"ECHO": 2}
+_TRANSACTION = {b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"UNWATCH"}
+EXECABORT = resp.error("EXECABORT Transaction discarded because of previous errors.")
+CROSSSLOT = resp.error("CROSSSLOT Keys in request don't hash to the same slot (a "
+                       "transaction's keys, and the keys it watches, must be served by "
+                       "one worker)")
+QUEUED = b"+QUEUED\r\n"
+
+
+def refusal(args: list[bytes], known: bool) -> bytes | None:
+    """Why ``args`` cannot be queued in a transaction (an error reply), or None.
+    ``known``: the server knows the command (outside transactions)."""
+    name = args[0].upper()
+    entry = _SINGLE.get(name)
+    arity = entry[1] if entry is not None else _OTHERS.get(name)
+    if arity is None:
+        if known or name in _TRANSACTION:
+            return resp.error(f"ERR {name.decode(errors='replace')} is not allowed in a "
+                              f"transaction on this store")
+        return resp.error(f"ERR unknown command '{args[0].decode(errors='replace')}'")
+    n = len(args)
+    if (n != arity if arity > 0 else n < -arity) or (name == b"MSET" and n % 2 == 0):
+        return resp.error(f"ERR wrong number of arguments for "
+                          f"'{args[0].decode(errors='replace').lower()}' command")
+    return None
+
+
+def keysOf(args: list[bytes]) -> list[bytes]:
+    """The keys a queued command touches."""
+    name = args[0].upper()
+    if name in _SINGLE:
+        return [args[1]]
+    if name == b"MSET":
+        return args[1::2]
+    if name in (b"MGET", b"DEL", b"EXISTS"):
+        return args[1:]
+    return []
+
+
+def run(ks: Keyspace, requests: list[list[bytes]], watched: list[list[Any]],
+        nil: bytes = resp.NIL) -> list[bytes] | None:
+    """Run a transaction here, every command at once; None if a watched key changed
+    since it was watched (EXEC then answers a null array). Each reply is encoded RESP,
+    null as ``nil`` (the client's protocol's)."""
+    for key, version in watched:
+        if ks.version(key) != version:
+            return None
+    return [_execute(ks, args, nil) for args in requests]
+
+
+def _execute(ks: Keyspace, args: list[bytes], nil: bytes) -> bytes:
+    name = args[0].upper()
+    try:
+        entry = _SINGLE.get(name)
+        if entry is not None:
+            answer = entry[0](ks, args)
+            return b"".join(answer) if type(answer) is list else \
+                nil if answer == resp.NIL else answer
+        if name == b"MGET":
+            return resp.bulks(commands.mget(ks, args[1:]), nil)
+        if name == b"MSET":
+            commands.mset(ks, args[1:])
+            return resp.OK
+        if name == b"DEL":
+            return resp.integer(commands.delete(ks, args[1:]))
+        if name == b"EXISTS":
+            return resp.integer(commands.exists(ks, args[1:]))
+        if name == b"PING":
+            return resp.PONG if len(args) == 1 else resp.bulk(args[1])
+        return resp.bulk(args[1])  # ECHO
+    except Exception as e:  # a value no command expects: that command fails, not EXEC
+        return resp.error(f"ERR {type(e).__name__} running {args[0]!r}")
+
+
+def checked(requests: Any, watched: Any, nil: Any) -> None:
+    """Refuse a transaction sent by another worker that is not one (raises)."""
+    if type(requests) is not list or type(watched) is not list or \
+            nil not in (resp.NIL, resp.NULL3):
+        raise TypeError("store.transaction takes a list of requests, of watches, and "
+                        "the null to answer with")
+    for args in requests:
+        if type(args) is not list or not args or any(type(a) is not bytes for a in args) \
+                or refusal(args, False) is not None:
+            raise TypeError("store.transaction: a request that cannot be queued")
+    for watch in watched:
+        if type(watch) is not list or len(watch) != 2 or type(watch[0]) is not bytes \
+                or type(watch[1]) is not int:
+            raise TypeError("store.transaction: a watch is [key, version]")
