@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from cluster import rundir
+from cluster.shards import SLOTS
 
 ROUTES = ("least-connections", "round-robin", "source-hash", "key")
 LOG_FORMATS = ("text", "json")
@@ -46,7 +47,7 @@ class Config:
     heartbeat_interval: float = 0.5
     preamble_limit: int = 4096
     preamble_timeout: float = 5.0
-    slots: int = 1024
+    slots: int = SLOTS  # Redis Cluster's hash slots (cluster.shards)
     rpc_timeout: float = 10.0
     backlog: int = 1024
     log_level: str = "INFO"

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import logging
 import traceback
-import zlib
 from collections.abc import Callable
 from typing import Any
 
-from cluster.shards import keyBytes, ownerOfSlot
+from cluster.shards import keyBytes, keySlot, ownerOfSlot
 
 log = logging.getLogger("cluster")
 
@@ -175,7 +174,7 @@ class Membership:
         peer.lost = True
 
     def slotOf(self, key: Any) -> int:
-        return zlib.crc32(key if type(key) is bytes else keyBytes(key)) % self.slots
+        return keySlot(key if type(key) is bytes else keyBytes(key)) % self.slots
 
     def nodes(self) -> list[str]:
         return [f"worker-{i}" for i in range(self.workers)]

@@ -1,16 +1,21 @@
-"""The shard map: a key's slot is a stable hash, a slot's owner is a worker index.
+"""The shard map: a key's slot is Redis Cluster's hash slot, a slot's owner is a worker
+index.
 
-``zlib.crc32`` is the same in every process and on every run (Python's ``hash()`` is
-salted per process, so it must never decide where a key lives). Slots are split into
-contiguous ranges, one per worker, so the map depends only on the slot count and the
+A key's slot is CRC16 (XMODEM, ``binascii.crc_hqx`` from 0) of the key modulo 16384,
+exactly as Redis computes it, or of its hash tag: the part between the first ``{`` and
+the next ``}``, when that part is not empty, so ``{user1}:name`` and ``{user1}:mail``
+share a slot (and a worker). It is the same in every process and on every run
+(Python's ``hash()`` is salted per process, so it must never decide where a key lives).
+Slots are split into contiguous ranges, one per worker, so the map depends only on the
 worker count: every process computes the same owner, before and after restarts.
 """
 
 from __future__ import annotations
 
-import zlib
+from binascii import crc_hqx
 
-DEFAULT_SLOTS = 1024
+SLOTS = 16384  # Redis Cluster's
+DEFAULT_SLOTS = SLOTS
 
 
 def keyBytes(key: str | bytes | int) -> bytes:
@@ -19,9 +24,19 @@ def keyBytes(key: str | bytes | int) -> bytes:
     return str(key).encode()
 
 
+def keySlot(key: bytes) -> int:
+    """Redis's hash slot of ``key`` (bytes): CRC16 of the key or of its hash tag."""
+    if b"{" in key:
+        start = key.find(b"{")
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            key = key[start + 1:end]
+    return crc_hqx(key, 0) & 16383
+
+
 def slotOf(key: str | bytes | int, slots: int = DEFAULT_SLOTS) -> int:
-    """The slot (0 … slots-1) a key lives in."""
-    return zlib.crc32(keyBytes(key)) % slots
+    """The slot (0 … slots-1) a key lives in (Redis's hash slot with 16384 slots)."""
+    return keySlot(keyBytes(key)) % slots
 
 
 def ownerOfSlot(slot: int, workers: int, slots: int = DEFAULT_SLOTS) -> int:

@@ -361,7 +361,11 @@ def test_ttin_and_ttou_add_and_remove_workers(run_cluster):
     st = c.wait_until(lambda st: sum(p["role"] == "worker" and p["state"] == "running"
                                      for p in st["processes"]) == 3, 15, "a third worker")
     pids = {p["pid"] for p in st["processes"] if p["role"] == "worker"}
-    served = {greet(c)[1] for _ in range(6)}
+    # "running" is its process; it takes connections once its shards have moved to it
+    served: set[int] = set()
+    deadline = time.monotonic() + 10
+    while served != pids and time.monotonic() < deadline:
+        served |= {greet(c)[1] for _ in range(6)}
     assert served == pids
     c.proc.send_signal(signal.SIGTTOU)
     c.wait_until(lambda st: sum(p["role"] == "worker" for p in st["processes"]) == 2, 15,

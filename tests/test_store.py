@@ -122,7 +122,7 @@ def test_binary_values_and_connection_commands(r):
     r.client_setname("me")
     assert r.client_getname() in ("me", b"me")  # redis-py decodes it under RESP2 only
     info = r.info()
-    assert info["workers"] == 2 and info["shards"] == 512 and info["node"].startswith("worker-")
+    assert info["workers"] == 2 and info["shards"] == 8192 and info["node"].startswith("worker-")
     with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
         r.execute_command("GET")
 

@@ -26,7 +26,6 @@ memory.
 from __future__ import annotations
 
 import os
-import zlib
 from collections import deque
 from typing import Any
 
@@ -36,7 +35,8 @@ from cluster.error import TimeoutError
 from cluster.failure import Failure
 from cluster.membership import FROZEN, HERE, NOBODY
 from cluster.protocol import Factory, Protocol
-from cluster.store import commands, handoff, resp, transactions
+from cluster.shards import keySlot
+from cluster.store import clustercmd, commandinfo, commands, handoff, resp, transactions
 from cluster.store.keyspace import Keyspace
 from cluster.task import LoopingCall
 
@@ -55,7 +55,7 @@ _TOO_BIG = resp.error("ERR big values asked of one worker at once pass 256 MiB; 
                       "fewer at a time")
 _SINGLE = commands.SINGLE_KEY
 _NIL = resp.NIL
-_crc32 = zlib.crc32
+_keySlot = keySlot
 _CLUSTERDOWN = "CLUSTERDOWN the shard's worker is not available"
 
 keyspace = Keyspace()
@@ -95,7 +95,7 @@ def _plan(keys: list[bytes]) -> dict[Any, list[int]] | None:
     route, slots = node.route, node.slots
     plan: dict[Any, list[int]] = {}
     for i, key in enumerate(keys):
-        where = route[_crc32(key) % slots]
+        where = route[_keySlot(key) % slots]
         if where is FROZEN:
             return None
         if where is NOBODY:
@@ -212,7 +212,7 @@ def _runFrom(requests: list, out: list, start: int, big: list) -> Any:
             if type(entry) is bytes:
                 out[i] = entry
                 continue
-        where = route[_crc32(args[1]) % slots]
+        where = route[_keySlot(args[1]) % slots]
         if where is HERE:
             try:
                 answer = out[i] = entry[0](keyspace, args)
@@ -343,6 +343,24 @@ def _transaction(requests: list[list[bytes]], watched: list[list[Any]],
     if where is not HERE:  # it moved on meanwhile
         return _node().callPeer(where, "store.transaction", (requests, watched, nil), {})
     return transactions.run(keyspace, requests, watched, nil)
+
+
+@rpc.expose("store.keysInSlot")
+def _keysInSlot(slot: int, count: int) -> Any:
+    """CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT for another worker: this worker's keys of
+    ``slot`` (passed on to its owner now if it moved meanwhile)."""
+    if type(slot) is not int or type(count) is not int or not 0 <= slot < _node().slots:
+        raise TypeError("store.keysInSlot takes a slot number and a count")
+    where = _node().route[slot]
+    if where is FROZEN:
+        return _nextRoutes().addCallback(lambda _: _keysInSlot(slot, count))
+    if where is HERE or where is NOBODY:
+        return clustercmd.keysInSlot(keyspace, slot, count)
+    return _node().callPeer(where, "store.keysInSlot", (slot, count), {})
+
+
+def _askKeys(peer: Any, slot: int, count: int) -> Deferred:
+    return _node().callPeer(peer, "store.keysInSlot", (slot, count), {})
 
 
 def _remoteError(failure: Failure) -> bytes:
@@ -596,7 +614,7 @@ class RespStore(Protocol):
             if len(args) != arity and (arity > 0 or len(args) < -arity):
                 self.reply(_wrongArity(args[0]))
                 return True
-            where = HERE if node.allHere else node.route[_crc32(args[1]) % node.slots]
+            where = HERE if node.allHere else node.route[_keySlot(args[1]) % node.slots]
             if where is FROZEN:
                 return False
             if where is NOBODY:
@@ -818,9 +836,7 @@ class RespStore(Protocol):
         return resp.error(f"ERR unknown subcommand '{args[1].decode(errors='replace')}'")
 
     def command(self, args: list[bytes]) -> bytes:
-        if len(args) > 1 and args[1].upper() == b"COUNT":
-            return resp.integer(len(commands.SINGLE_KEY) + len(CONNECTION_COMMANDS))
-        return resp.EMPTY_ARRAY  # enough for redis-cli, which only uses it for hints
+        return commandinfo.command(args)
 
     def hello(self, args: list[bytes]) -> bytes:
         # redis-py 8 opens with HELLO 3. The replies this store sends (simple strings,
@@ -845,6 +861,11 @@ class RespStore(Protocol):
         if args[1].upper() == b"GET" and len(args) == 3:
             return resp.array([resp.bulk(args[2]), resp.bulk(b"")])
         return resp.error("ERR only CONFIG GET is supported")
+
+    def clusterCommand(self, args: list[bytes]) -> Any:
+        here = self.transport.getHost()
+        return clustercmd.command(args, self.node, keyspace, (here.host, here.port),
+                                  _askKeys)
 
     def info(self, args: list[bytes]) -> bytes:
         node = self.node
@@ -939,7 +960,7 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"DBSIZE": (RespStore.dbsize, 1), b"FLUSHALL": (RespStore.flushall, -1),
     b"MULTI": (RespStore.multiCommand, 1), b"EXEC": (RespStore.execCommand, 1),
     b"DISCARD": (RespStore.discard, 1), b"WATCH": (RespStore.watch, -2),
-    b"UNWATCH": (RespStore.unwatchCommand, 1),
+    b"UNWATCH": (RespStore.unwatchCommand, 1), b"CLUSTER": (RespStore.clusterCommand, -2),
 }
 # what runs at once inside MULTI (with Redis's answers), rather than being queued
 _NOT_QUEUED = frozenset({b"EXEC", b"DISCARD", b"MULTI", b"WATCH", b"QUIT"})

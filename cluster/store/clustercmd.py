@@ -1,0 +1,117 @@
+"""The store's CLUSTER command: Redis Cluster's view of this cluster, as far as it goes
+today (every slot reached through the port the client is connected to).
+
+KEYSLOT is Redis's hash slot (``cluster.shards``); COUNTKEYSINSLOT and GETKEYSINSLOT
+ask the slot's owner; MYID is a node id stable per worker index for the life of the
+cluster; INFO, SLOTS and NODES describe one node, the address the client connected
+to, serving all 16384 slots: a cluster-aware client (redis-py's RedisCluster,
+``redis-cli -c``) then sends everything there and the workers route it, as for any
+client.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+from cluster.membership import FROZEN, HERE, NOBODY
+from cluster.shards import SLOTS, keySlot
+from cluster.store import resp
+from cluster.store.keyspace import Keyspace
+
+_SUBCOMMANDS = (b"KEYSLOT", b"COUNTKEYSINSLOT", b"GETKEYSINSLOT", b"MYID", b"INFO",
+                b"SLOTS", b"NODES")
+_INVALID_SLOT = resp.error("ERR Invalid or out of range slot")
+
+
+def nodeId(cluster: str, who: str) -> str:
+    """A 40-hex-digit node id, the same for ``who`` (a worker, the gateway) for as long
+    as the cluster ``cluster`` keeps its name."""
+    return hashlib.sha1(f"{cluster}/{who}".encode()).hexdigest()
+
+
+def clusterName(node: Any) -> str:
+    """The cluster's name: its run directory's, where this node's socket lives."""
+    return os.path.basename(os.path.dirname(node.path))
+
+
+def keysInSlot(ks: Keyspace, slot: int, count: int) -> list[bytes] | int:
+    """Up to ``count`` keys of ``slot`` held here, or (``count`` < 0) how many."""
+    if count < 0:
+        return sum(1 for key in ks.data if keySlot(key) == slot and ks.exists(key))
+    out = []
+    for key in list(ks.data):
+        if len(out) >= count:
+            break
+        if keySlot(key) == slot and ks.exists(key):
+            out.append(key)
+    return out
+
+
+def command(args: list[bytes], node: Any, ks: Keyspace, local: tuple[str, int],
+            askOwner: Any) -> Any:
+    """The reply to ``CLUSTER ...`` (bytes, a Deferred, or None to wait for a moving
+    slot). ``local`` is the address the client connected to; ``askOwner(peer, slot,
+    count)`` asks another worker for its keys of ``slot``."""
+    sub = args[1].upper()
+    if sub not in _SUBCOMMANDS:
+        return resp.error(f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. "
+                          f"Try CLUSTER HELP.")
+    rest = args[2:]
+    if sub == b"KEYSLOT":
+        return resp.integer(keySlot(rest[0])) if len(rest) == 1 else _arity(sub)
+    if sub in (b"COUNTKEYSINSLOT", b"GETKEYSINSLOT"):
+        if len(rest) != (1 if sub == b"COUNTKEYSINSLOT" else 2):
+            return _arity(sub)
+        slot = _number(rest[0])
+        if slot is None or not 0 <= slot < SLOTS:
+            return _INVALID_SLOT
+        count = -1
+        if sub == b"GETKEYSINSLOT":
+            count = _number(rest[1])
+            if count is None or count < 0:
+                return resp.error("ERR Invalid number of keys")
+        encode = resp.integer if count < 0 else resp.bulks
+        where = node.route[slot % node.slots]
+        if where is HERE:
+            return encode(keysInSlot(ks, slot, count))
+        if where is FROZEN:
+            return None
+        if where is NOBODY:
+            return resp.error("CLUSTERDOWN the slot's worker is not available")
+        return askOwner(where, slot, count).addCallback(encode)
+    if rest:
+        return _arity(sub)
+    name = clusterName(node)
+    if sub == b"MYID":
+        return resp.bulk(nodeId(name, node.node).encode())
+    host, port = local
+    me = nodeId(name, "gateway")
+    if sub == b"SLOTS":
+        return (b"*1\r\n*3\r\n" + resp.integer(0) + resp.integer(SLOTS - 1)
+                + b"*3\r\n" + resp.bulk(host.encode()) + resp.integer(port)
+                + resp.bulk(me.encode()))
+    if sub == b"NODES":
+        return resp.bulk(f"{me} {host}:{port}@0 myself,master - 0 0 1 connected "
+                         f"0-{SLOTS - 1}\n".encode())
+    served = sum(1 for where in node.route if where is not NOBODY)
+    state = "ok" if served == len(node.route) else "fail"
+    return resp.bulk((f"cluster_state:{state}\r\ncluster_slots_assigned:{SLOTS}\r\n"
+                      f"cluster_slots_ok:{SLOTS if state == 'ok' else 0}\r\n"
+                      f"cluster_slots_pfail:0\r\ncluster_slots_fail:"
+                      f"{0 if state == 'ok' else SLOTS}\r\ncluster_known_nodes:1\r\n"
+                      f"cluster_size:1\r\ncluster_current_epoch:1\r\ncluster_my_epoch:1\r\n"
+                      f"cluster_workers:{node.workers}\r\n").encode())
+
+
+def _number(text: bytes) -> int | None:
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def _arity(sub: bytes) -> bytes:
+    return resp.error(f"ERR wrong number of arguments for 'cluster|{sub.decode().lower()}' "
+                      f"command")

@@ -1,0 +1,75 @@
+"""COMMAND: what the store runs, as Redis describes its commands (name, arity, flags,
+first key, last key, key step), so that clients which find a command's keys this way
+(redis-py's RedisCluster, other cluster-aware clients) know where each key is."""
+
+from __future__ import annotations
+
+from cluster.store import resp
+
+READ, WRITE, KEYLESS = "readonly", "write", ""
+# name -> (arity, kind, first key, last key, step), as Redis 7 reports them
+TABLE: dict[bytes, tuple[int, str, int, int, int]] = {
+    b"get": (2, READ, 1, 1, 1), b"set": (-3, WRITE, 1, 1, 1),
+    b"getset": (3, WRITE, 1, 1, 1), b"incr": (2, WRITE, 1, 1, 1),
+    b"decr": (2, WRITE, 1, 1, 1), b"incrby": (3, WRITE, 1, 1, 1),
+    b"decrby": (3, WRITE, 1, 1, 1), b"append": (3, WRITE, 1, 1, 1),
+    b"strlen": (2, READ, 1, 1, 1), b"expire": (-3, WRITE, 1, 1, 1),
+    b"pexpire": (-3, WRITE, 1, 1, 1), b"ttl": (2, READ, 1, 1, 1),
+    b"pttl": (2, READ, 1, 1, 1), b"persist": (2, WRITE, 1, 1, 1),
+    b"mget": (-2, READ, 1, -1, 1), b"mset": (-3, WRITE, 1, -1, 2),
+    b"del": (-2, WRITE, 1, -1, 1), b"exists": (-2, READ, 1, -1, 1),
+    b"watch": (-2, KEYLESS, 1, -1, 1), b"ping": (-1, KEYLESS, 0, 0, 0),
+    b"echo": (2, KEYLESS, 0, 0, 0), b"select": (2, KEYLESS, 0, 0, 0),
+    b"quit": (-1, KEYLESS, 0, 0, 0), b"client": (-2, KEYLESS, 0, 0, 0),
+    b"command": (-1, KEYLESS, 0, 0, 0), b"config": (-2, KEYLESS, 0, 0, 0),
+    b"info": (-1, KEYLESS, 0, 0, 0), b"hello": (-1, KEYLESS, 0, 0, 0),
+    b"dbsize": (1, READ, 0, 0, 0), b"flushall": (-1, WRITE, 0, 0, 0),
+    b"multi": (1, KEYLESS, 0, 0, 0), b"exec": (1, KEYLESS, 0, 0, 0),
+    b"discard": (1, KEYLESS, 0, 0, 0), b"unwatch": (1, KEYLESS, 0, 0, 0),
+    b"cluster": (-2, KEYLESS, 0, 0, 0),
+}
+
+
+def _info(name: bytes) -> bytes:
+    arity, kind, first, last, step = TABLE[name]
+    flags = [resp.simple(kind)] if kind else []
+    # then ACL categories, tips, key specifications and subcommands: none described here
+    return resp.array([resp.bulk(name), resp.integer(arity), resp.array(flags),
+                       resp.integer(first), resp.integer(last), resp.integer(step),
+                       *[resp.EMPTY_ARRAY] * 4])
+
+
+def getKeys(args: list[bytes]) -> list[bytes] | None:
+    """The keys of a command as the table says (None: no such command, or no keys)."""
+    entry = TABLE.get(args[0].lower())
+    if entry is None or not entry[2]:
+        return None
+    _, _, first, last, step = entry
+    end = len(args) + last if last < 0 else last
+    return args[first:end + 1:step] or None
+
+
+def command(args: list[bytes]) -> bytes:
+    """COMMAND, COMMAND COUNT, COMMAND INFO name..., COMMAND GETKEYS cmd args...,
+    COMMAND LIST, COMMAND DOCS (empty: no documentation here)."""
+    if len(args) == 1:
+        return resp.array([_info(name) for name in TABLE])
+    sub = args[1].upper()
+    if sub == b"COUNT":
+        return resp.integer(len(TABLE))
+    if sub == b"LIST":
+        return resp.array([resp.bulk(name) for name in TABLE])
+    if sub == b"INFO":
+        return resp.array([_info(n.lower()) if n.lower() in TABLE else resp.NIL_ARRAY
+                           for n in args[2:]])
+    if sub == b"DOCS":
+        return resp.EMPTY_ARRAY
+    if sub == b"GETKEYS" and len(args) > 2:
+        keys = getKeys(args[2:])
+        if args[2].lower() not in TABLE:
+            return resp.error("ERR Invalid command specified")
+        if keys is None:
+            return resp.error("ERR The command has no key arguments")
+        return resp.array([resp.bulk(k) for k in keys])
+    return resp.error(f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. "
+                      f"Try COMMAND HELP.")

@@ -1,0 +1,187 @@
+"""Redis Cluster's slot scheme in the default store: hash slots and hash tags exactly as a
+real redis-server in cluster mode computes them (the oracle), the CLUSTER commands a
+client asks, COMMAND's key positions, and redis-py's RedisCluster working through the
+gateway's port."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+from redis.cluster import RedisCluster
+
+from cluster.harness import free_port
+from cluster.shards import SLOTS, keySlot, ownerOf, slotOf
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+TRICKY = [b"", b"foo", b"{user1}:a", b"{user1}:b", b"{}x", b"a{}b", b"{a}{b}", b"x{",
+          b"}{q}", b"{{x}}", b"{x", b"a}b{c}", b"\x00{\xff}", "ключ".encode(), b"{" * 10]
+
+
+@pytest.fixture(scope="module")
+def redis_cluster_node(tmp_path_factory):
+    """A real redis-server started in cluster mode: CLUSTER KEYSLOT is the reference."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed (Debian's redis-server package)")
+    directory = tmp_path_factory.mktemp("redis-cluster")
+    port = free_port()
+    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                             "--cluster-enabled", "yes", "--cluster-config-file",
+                             os.path.join(directory, "nodes.conf"), "--save", "",
+                             "--appendonly", "no", "--dir", str(directory)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        client = redis.Redis(port=port, socket_timeout=10)
+        yield client
+        client.close()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def store(run_cluster_module):
+    return run_cluster_module(None, workers=2, route="round-robin")
+
+
+def sample_keys() -> list[bytes]:
+    rnd = random.Random(7)
+    keys = list(TRICKY)
+    for _ in range(300):
+        raw = bytes(rnd.choice(b"ab{}:xyz\x00\xfe") for _ in range(rnd.randint(0, 12)))
+        keys.append(raw)
+    keys += [f"user:{i}".encode() for i in range(100)]
+    return keys
+
+
+def test_the_slot_of_every_key_is_redis_clusters(redis_cluster_node, store):
+    ours = redis.Redis(port=store.port, socket_timeout=10)
+    for key in sample_keys():
+        expected = redis_cluster_node.execute_command("CLUSTER", "KEYSLOT", key)
+        assert keySlot(key) == expected, key
+        assert slotOf(key) == expected
+        assert ours.execute_command("CLUSTER", "KEYSLOT", key) == expected, key
+    ours.close()
+
+
+def test_keys_with_one_hash_tag_share_a_worker_and_a_transaction(store):
+    keys = [f"{{order:{i}}}:{field}" for i in range(20) for field in ("items", "total")]
+    for i in range(0, len(keys), 2):
+        assert ownerOf(keys[i], 2) == ownerOf(keys[i + 1], 2)
+    assert {ownerOf(k, 2) for k in keys} == {0, 1}  # the tags spread over both workers
+    r = redis.Redis(port=store.port, socket_timeout=10)
+    for i in range(0, len(keys), 2):
+        p = r.pipeline(transaction=True)
+        p.set(keys[i], "3 apples")
+        p.incrby(keys[i + 1], 3)
+        assert p.execute() == [True, 3]
+    r.close()
+
+
+def test_count_and_get_keys_in_a_slot_ask_its_owner(store):
+    r = redis.Redis(port=store.port, socket_timeout=10)
+    r.flushall()
+    for tag in ("a", "b", "c", "d", "e", "f"):  # several slots, on both workers
+        keys = [f"{{{tag}}}:{i}" for i in range(5)]
+        r.mset(dict.fromkeys(keys, 1))
+        slot = keySlot(tag.encode())
+        assert r.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 5
+        got = r.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 3)
+        assert len(got) == 3 and {k.decode() for k in got} <= set(keys)
+    assert r.execute_command("CLUSTER", "COUNTKEYSINSLOT", keySlot(b"nothing")) == 0
+    for bad in ([SLOTS], [-1], ["x"]):
+        with pytest.raises(redis.ResponseError, match="slot"):
+            r.execute_command("CLUSTER", "COUNTKEYSINSLOT", *bad)
+    with pytest.raises(redis.ResponseError, match="unknown subcommand"):
+        r.execute_command("CLUSTER", "NOSUCH")
+    r.close()
+
+
+def test_cluster_info_slots_nodes_and_stable_ids(store):
+    r = redis.Redis(port=store.port, socket_timeout=10)
+    info = r.execute_command("CLUSTER", "INFO").decode()
+    assert "cluster_state:ok" in info and f"cluster_slots_assigned:{SLOTS}" in info
+    slots = r.execute_command("CLUSTER", "SLOTS")
+    assert slots == [[0, SLOTS - 1, [b"127.0.0.1", store.port, slots[0][2][2]]]]
+    nodes = r.execute_command("CLUSTER", "NODES")
+    assert f"127.0.0.1:{store.port}" in str(nodes) and "myself,master" in str(nodes)
+    ids = set()
+    for _ in range(6):  # round-robin: connections on both workers
+        c = redis.Redis(port=store.port, socket_timeout=10)
+        ids.add(c.execute_command("CLUSTER", "MYID"))
+        c.close()
+    assert len(ids) == 2 and all(len(i) == 40 for i in ids)
+    store.reload()
+    after = set()
+    for _ in range(6):
+        c = redis.Redis(port=store.port, socket_timeout=10)
+        after.add(c.execute_command("CLUSTER", "MYID"))
+        c.close()
+    assert after == ids  # a worker index keeps its id across a reload
+    r.close()
+
+
+def test_command_describes_keys_as_redis_does(redis_cluster_node, store):
+    ours = redis.Redis(port=store.port, socket_timeout=10)
+    for args in (["GET", "k"], ["SET", "k", "v", "EX", "10"], ["MSET", "a", "1", "b", "2"],
+                 ["MGET", "a", "b", "c"], ["DEL", "a", "b"], ["EXISTS", "x"],
+                 ["EXPIRE", "k", "5"], ["INCRBY", "k", "2"]):
+        assert ours.command_getkeys(*args) == redis_cluster_node.command_getkeys(*args), args
+    names = {c.decode() for c in ours.command_list()}
+    theirs = redis_cluster_node.command()
+    for name, info in ours.command().items():
+        assert name in names
+        reference = theirs[name]
+        for field in ("arity", "first_key_pos", "last_key_pos", "step_count"):
+            assert info[field] == reference[field], (name, field)
+    ours.close()
+
+
+def test_every_command_the_store_runs_is_described():
+    from cluster.store import commandinfo, commands, server
+
+    known = {n.lower() for n in [*commands.SINGLE_KEY, *server.CONNECTION_COMMANDS]}
+    assert known == set(commandinfo.TABLE)
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_redis_py_rediscluster_works_through_the_gateway(store, protocol):
+    rc = RedisCluster(host="127.0.0.1", port=store.port, protocol=protocol)
+    try:
+        keys = [f"rc{protocol}:{i}" for i in range(50)]
+        for k in keys:
+            rc.set(k, k)
+        assert [rc.get(k) for k in keys] == [k.encode() for k in keys]
+        assert rc.mget("{t}:1", "{t}:2") == [None, None]
+        p = rc.pipeline()
+        for k in keys[:10]:
+            p.incr(k + ":n")
+        assert p.execute() == [1] * 10
+        assert rc.keyslot("{user1}:a") == keySlot(b"user1")
+    finally:
+        rc.close()
+
+
+def test_redis_cli_in_cluster_mode(store):
+    out = subprocess.run(["redis-cli", "-c", "-p", str(store.port), "set", "{x}:1", "v"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.stdout.strip() == "OK"
+    out = subprocess.run(["redis-cli", "-c", "-p", str(store.port), "get", "{x}:1"],
+                         capture_output=True, text=True, timeout=10)
+    assert out.stdout.strip() == "v"
