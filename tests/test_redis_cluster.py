@@ -7,17 +7,14 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from cluster.harness import free_port
 from cluster.shards import SLOTS, keySlot, ownerOf, slotOf
+from tests.redisoracle import redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -28,31 +25,12 @@ TRICKY = [b"", b"foo", b"{user1}:a", b"{user1}:b", b"{}x", b"a{}b", b"{a}{b}", b
 @pytest.fixture(scope="module")
 def redis_cluster_node(tmp_path_factory):
     """A real redis-server started in cluster mode: CLUSTER KEYSLOT is the reference."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (Debian's redis-server package)")
     directory = tmp_path_factory.mktemp("redis-cluster")
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--cluster-enabled", "yes", "--cluster-config-file",
-                             os.path.join(directory, "nodes.conf"), "--save", "",
-                             "--appendonly", "no", "--dir", str(directory)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with redis_server("--cluster-enabled", "yes", "--cluster-config-file",
+                      os.path.join(directory, "nodes.conf"), "--dir", str(directory)) as port:
         client = redis.Redis(port=port, socket_timeout=10)
         yield client
         client.close()
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")

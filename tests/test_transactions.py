@@ -4,44 +4,23 @@ across connections on different workers, CROSSSLOT for keys on several workers."
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import threading
 import time
 
 import pytest
 import redis
 
-from cluster.harness import free_port
 from cluster.shards import ownerOf
+from tests.redisoracle import redis_server as start_redis_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 
 @pytest.fixture(scope="module")
 def redis_server():
-    """A real redis-server (no persistence): what Redis answers is the specification."""
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed (Debian's redis-server package)")
-    port = free_port()
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    """A real redis-server: what Redis answers is the specification."""
+    with start_redis_server() as port:
         yield port
-    finally:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.fixture(scope="module")
