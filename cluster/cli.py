@@ -41,7 +41,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                  "heartbeat_timeout": args.heartbeat_timeout, "log_level": args.log_level,
                  "rpc_timeout": args.rpc_timeout, "udp": args.udp,
                  "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_ca": args.tls_ca,
-                 "metrics": args.metrics, "log_format": args.log_format}
+                 "metrics": args.metrics, "log_format": args.log_format,
+                 "worker_ports": args.worker_ports}
     try:
         cfg = configmod.load(args.config, overrides)
     except (ValueError, OSError) as e:
@@ -127,6 +128,10 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--log-format", choices=configmod.LOG_FORMATS,
                      help="text (default) or json: one JSON object per line, from every "
                      "process")
+    run.add_argument("--worker-ports", type=int, metavar="BASE", help="worker-N also "
+                     "listens on BASE+N (the default store: a Redis Cluster node there; "
+                     "default BIND-PORT+1 for the default store, off for other apps; 0: "
+                     "off)")
     run.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics, "
                      "/status.json and a live status page at / on this address (off by "
                      "default)")

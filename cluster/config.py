@@ -57,6 +57,9 @@ class Config:
     tls_ca: str | None = None  # and, if set, require client certificates signed by this
     metrics: str | None = None  # HOST:PORT: the supervisor serves /metrics, /status.json, /
     log_format: str = "text"  # or "json": one JSON object per line
+    # worker-N also listens on worker_ports + N (a Redis Cluster node of the default
+    # store); None: bind port + 1 for the default store, off for other apps; 0: off
+    worker_ports: int | None = None
 
     def __post_init__(self) -> None:
         if not self.workers:
@@ -81,6 +84,9 @@ class Config:
         if self.udp is not None and not 1 <= self.udp <= 65535:
             # not 0 either: each worker would bind a different port of its own
             raise ValueError(f"udp must be a port number from 1 to 65535, not {self.udp!r}")
+        if self.worker_ports is not None and not 0 <= self.worker_ports <= 65535:
+            raise ValueError(f"worker-ports must be a port number (0: off), not "
+                             f"{self.worker_ports!r}")
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"log-format must be text or json, not {self.log_format!r}")
         if self.metrics is not None:
@@ -91,6 +97,13 @@ class Config:
     def hostPort(self) -> tuple[str, int]:
         """``bind`` split into host and port (``[::1]:80`` for IPv6)."""
         return splitHostPort(self.bind, "bind")
+
+    def workerPortBase(self) -> tuple[int, bool]:
+        """The first worker port (0: none) and whether it was asked for explicitly."""
+        if self.worker_ports is not None:
+            return self.worker_ports, True
+        port = self.hostPort()[1]
+        return (port + 1 if self.target is None and port else 0), False
 
     def toDict(self) -> dict[str, Any]:
         return asdict(self)

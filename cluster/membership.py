@@ -60,6 +60,7 @@ class Membership:
         self.route: list[Any] = []  # slot -> HERE, FROZEN, NOBODY or the owner's Peer
         self.allHere = False
         self.routeListeners: list[Callable[[], Any]] = []
+        self.workerPorts: int | None = None  # worker-N's own port is this + N, if set
 
     def incarnation(self, node: str, pid: int, endpoint: str) -> Peer:
         """The peer for the process ``pid`` listening at ``endpoint`` (one per process)."""

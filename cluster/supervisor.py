@@ -98,6 +98,8 @@ class Supervisor:
         self.started = time.monotonic()
         self.exitCode = 0
         self.listening: socket.socket | None = None
+        self.workerPorts: dict[int, socket.socket] = {}  # index -> its own listening socket
+        self.workerPortBase = 0  # 0: workers take handed-over connections only
         self.operations: deque[tuple[str, Callable[[], Any], Deferred]] = deque()
         self.operation: str | None = None  # the one running now
         self.lastReload: dict[str, Any] | None = None
@@ -142,23 +144,57 @@ class Supervisor:
                 child.signal(signal.SIGKILL)
             if self.listening is not None:
                 self.listening.close()
+            for sock in self.workerPorts.values():
+                sock.close()
             rundir.remove(cfg.name)
         log.info("cluster %r stopped", cfg.name)
         return self.exitCode
 
     def _listen(self) -> socket.socket:
         host, port = self.config.hostPort()
+        try:
+            sock = self._bound(host, port)
+        except OSError as e:
+            raise SystemExit(f"cannot listen on {host}:{port}: {e}") from e
+        self.boundPort = sock.getsockname()[1]
+        base, asked = self.config.workerPortBase()
+        if base:
+            try:
+                for index in range(self.config.workers):
+                    self._workerPort(index, base)
+                self.workerPortBase = base
+            except OSError as e:
+                for extra in self.workerPorts.values():
+                    extra.close()
+                self.workerPorts.clear()
+                if asked:
+                    sock.close()
+                    raise SystemExit(f"cannot listen on the worker ports from {base}: {e}")
+                log.warning("worker ports from %d are not free (%s): the workers take "
+                            "connections through %s:%d only", base, e, host, self.boundPort)
+        return sock
+
+    def _bound(self, host: str, port: int) -> socket.socket:
+        """A listening socket on ``host:port`` its children inherit."""
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((host, port))
-        except OSError as e:
+            sock.listen(self.config.backlog)
+        except OSError:
             sock.close()
-            raise SystemExit(f"cannot listen on {host}:{port}: {e}") from e
-        sock.listen(self.config.backlog)
+            raise
         sock.set_inheritable(True)
-        self.boundPort = sock.getsockname()[1]
+        return sock
+
+    def _workerPort(self, index: int, base: int | None = None) -> socket.socket:
+        """Worker ``index``'s own listening socket, kept here so that its successors
+        (reload, restart) serve on it without the port ever closing."""
+        sock = self.workerPorts.get(index)
+        if sock is None:
+            sock = self.workerPorts[index] = self._bound(
+                self.config.hostPort()[0], (base or self.workerPortBase) + index)
         return sock
 
     def startAll(self) -> None:
@@ -198,7 +234,8 @@ class Supervisor:
                 "preamble_limit": cfg.preamble_limit, "preamble_timeout": cfg.preamble_timeout,
                 "rpc_timeout": cfg.rpc_timeout, "rundir": self.rundir,
                 "supervisor_pid": os.getpid(), "udp": cfg.udp, "host": cfg.hostPort()[0],
-                "tls_cert": cfg.tls_cert, "tls_key": cfg.tls_key, "tls_ca": cfg.tls_ca}
+                "tls_cert": cfg.tls_cert, "tls_key": cfg.tls_key, "tls_ca": cfg.tls_ca,
+                "worker_ports": self.workerPortBase}
 
     def spawnGateway(self, successor: bool = False) -> Child:
         child = Child("gateway", None, successor)
@@ -212,9 +249,17 @@ class Supervisor:
             raise SpawnFailed(f"could not start worker-{index}: {e}") from e
         child = Child("worker", index, successor)
         child.handoffEnd = gatewayEnd
+        spec = {"index": index, "handoff_fd": workerEnd.fileno(), "successor": successor}
+        fds = [workerEnd.fileno()]
         try:
-            return self._spawn(child, {"index": index, "handoff_fd": workerEnd.fileno(),
-                                       "successor": successor}, [workerEnd.fileno()])
+            if self.workerPortBase:
+                try:
+                    port = self._workerPort(index)
+                except OSError as e:
+                    raise SpawnFailed(f"could not listen for worker-{index}: {e}") from e
+                spec["port_fd"] = port.fileno()
+                fds.append(port.fileno())
+            return self._spawn(child, spec, fds)
         except SpawnFailed:
             gatewayEnd.close()
             raise
@@ -759,6 +804,9 @@ class Supervisor:
         yield self._rebalance(index)
         self.config.workers = index
         self._forget(f"worker-{index}")
+        removed = self.workerPorts.pop(index, None)
+        if removed is not None:
+            removed.close()  # the retiring worker keeps its copy until it has drained
         worker = self.serving.pop(index, None)
         if self.gateway is not None:
             self.gateway.channel.send(["drop", index])
@@ -821,7 +869,7 @@ class Supervisor:
                 "operation": self.operation, "reload": self.lastReload,
                 "orphans_reaped": self.orphansReaped, "warnings": self._warnings(live),
                 "metrics": self.monitor.address if self.monitor is not None else None,
-                "processes": rows}
+                "worker_ports": self.workerPortBase or None, "processes": rows}
 
     def _warnings(self, live: set[str]) -> list[dict[str, Any]]:
         """What an operator should look at: crash loops, a failed reload."""

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import subprocess
+import threading
+import time
 
 import pytest
 import redis
 from redis.cluster import RedisCluster
 
+from cluster.harness import free_port
 from cluster.shards import SLOTS, keySlot, ownerOf, slotOf
 from tests.redisoracle import redis_server
 
@@ -27,7 +31,8 @@ def redis_cluster_node(tmp_path_factory):
     """A real redis-server started in cluster mode: CLUSTER KEYSLOT is the reference."""
     directory = tmp_path_factory.mktemp("redis-cluster")
     with redis_server("--cluster-enabled", "yes", "--cluster-config-file",
-                      os.path.join(directory, "nodes.conf"), "--dir", str(directory)) as port:
+                      os.path.join(directory, "nodes.conf"), "--dir", str(directory),
+                      "--cluster-port", str(free_port())) as port:  # (not port + 10000)
         client = redis.Redis(port=port, socket_timeout=10)
         yield client
         client.close()
@@ -35,7 +40,8 @@ def redis_cluster_node(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def store(run_cluster_module):
-    return run_cluster_module(None, workers=2, route="round-robin")
+    """The default store without worker ports: the gateway's port is the one node."""
+    return run_cluster_module(None, workers=2, route="round-robin", worker_ports=0)
 
 
 def sample_keys() -> list[bytes]:
@@ -163,3 +169,131 @@ def test_redis_cli_in_cluster_mode(store):
     out = subprocess.run(["redis-cli", "-c", "-p", str(store.port), "get", "{x}:1"],
                          capture_output=True, text=True, timeout=10)
     assert out.stdout.strip() == "v"
+
+
+def consecutive_free_ports(n: int) -> int:
+    """The first of ``n`` consecutive ports free on 127.0.0.1 right now."""
+    rnd = random.Random()
+    for _ in range(200):
+        base = rnd.randint(20000, 60000 - n)
+        socks = []
+        try:
+            for i in range(n):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", base + i))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no run of free ports")
+
+
+@pytest.fixture(scope="module")
+def nodes(run_cluster_module):
+    """The default store with each worker also on its own port (a Redis Cluster node)."""
+    base = consecutive_free_ports(3)
+    c = run_cluster_module(None, workers=2, worker_ports=base)
+    c.base = base
+    return c
+
+
+def test_cluster_slots_advertise_each_workers_port(nodes):
+    for port in (nodes.port, nodes.base, nodes.base + 1):  # gateway and workers alike
+        r = redis.Redis(port=port, socket_timeout=10)
+        slots = r.execute_command("CLUSTER", "SLOTS")
+        assert [(a, b, node[1]) for a, b, node in slots] == [
+            (0, 8191, nodes.base), (8192, SLOTS - 1, nodes.base + 1)]
+        assert "cluster_known_nodes:2" in r.execute_command("CLUSTER", "INFO").decode()
+        r.close()
+    me = redis.Redis(port=nodes.base + 1).execute_command("CLUSTER", "NODES").decode()
+    assert f"127.0.0.1:{nodes.base + 1}@0 myself,master" in me
+    assert nodes.status()["worker_ports"] == nodes.base
+
+
+def test_a_worker_port_redirects_what_it_does_not_own(nodes):
+    k0, k1 = keys_on(0, 1)[0], keys_on(1, 1)[0]
+    w0 = redis.Redis(port=nodes.base, socket_timeout=10)
+    assert w0.set(k0, "here")
+    with pytest.raises(redis.exceptions.MovedError,
+                       match=rf"^{keySlot(k1.encode())} 127.0.0.1:{nodes.base + 1}$"):
+        w0.set(k1, "there")
+    with pytest.raises(redis.ResponseError, match="same slot"):
+        w0.mget(k0, keys_on(0, 2)[1])  # one worker, but two slots: as Redis Cluster
+    tag = next(t for t in (f"t{i}" for i in range(100)) if ownerOf(t, 2) == 0)
+    assert w0.mget(f"{{{tag}}}:1", f"{{{tag}}}:2") == [None, None]  # one slot, its own
+    assert w0.execute_command("READONLY") and w0.execute_command("ASKING")
+    w0.close()
+
+
+def keys_on(worker: int, n: int) -> list[str]:
+    return [k for k in (f"key:{i}" for i in range(2000)) if ownerOf(k, 2) == worker][:n]
+
+
+def remote_commands(nodes) -> list[int]:
+    out = []
+    for port in (nodes.base, nodes.base + 1):
+        r = redis.Redis(port=port, socket_timeout=10)
+        out.append(int(r.info()["remote_commands"]))
+        r.close()
+    return out
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_rediscluster_talks_to_each_owner_with_no_hop_between_workers(nodes, protocol):
+    rc = RedisCluster(host="127.0.0.1", port=nodes.port, protocol=protocol)
+    try:
+        assert {n.port for n in rc.get_nodes()} == {nodes.base, nodes.base + 1}
+        before = remote_commands(nodes)
+        keys = [f"direct{protocol}:{i}" for i in range(200)]
+        for k in keys:
+            rc.set(k, k)
+        assert [rc.get(k) for k in keys] == [k.encode() for k in keys]
+        assert rc.mget("{d}:1", "{d}:2") == [None, None]
+        assert remote_commands(nodes) == before  # every command ran where its key lives
+    finally:
+        rc.close()
+
+
+def test_a_reload_keeps_each_worker_on_its_port_and_rediscluster_serving(nodes):
+    def pid_at(port):
+        r = redis.Redis(port=port, socket_timeout=10)
+        try:
+            return int(r.info("server")["process_id"])
+        finally:
+            r.close()
+
+    before = [pid_at(nodes.base), pid_at(nodes.base + 1)]
+    errors: list[str] = []
+    done = threading.Event()
+    served = [0]
+
+    def load():
+        rc = RedisCluster(host="127.0.0.1", port=nodes.base)
+        i = 0
+        while not done.is_set():
+            key = f"reload:{i % 500}"
+            try:
+                rc.set(key, i)
+                rc.get(key)
+                served[0] += 1
+            except Exception as e:  # noqa: BLE001 - reported by the assert below
+                errors.append(repr(e))
+            i += 1
+        rc.close()
+
+    t = threading.Thread(target=load)
+    t.start()
+    try:
+        time.sleep(0.5)
+        nodes.reload()
+        time.sleep(0.5)
+    finally:
+        done.set()
+        t.join(30)
+    assert errors == [] and served[0] > 100
+    after = [pid_at(nodes.base), pid_at(nodes.base + 1)]
+    assert set(after).isdisjoint(before)
+    assert after == [nodes.pids()["worker-0"], nodes.pids()["worker-1"]]

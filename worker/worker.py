@@ -33,6 +33,7 @@ from cluster.child import stopReactor
 from cluster.defer import Deferred
 from cluster.logs import Episodes
 from cluster.metrics import appMetrics
+from cluster.ports import Port
 from cluster.task import LoopingCall
 from cluster.transport import readCount, startConnection
 from worker.shardmove import ShardMover
@@ -78,6 +79,7 @@ class Worker:
         self.shards = ShardMover(self.rpc, self.factory, self.control.send)
         self.udp = self._listenUDP()
         self.tls = self._tlsContext()
+        self.direct = self._directPort()
         self.handoff.start()
         self.control.start()
         r.addSystemEventTrigger("before", "shutdown", self.drain)
@@ -102,6 +104,39 @@ class Worker:
             return
         self.adopt(fds[0], family, (host, port), preread)
 
+    def _directPort(self) -> Any:
+        """``--worker-ports``: this worker's own listening socket (the supervisor keeps
+        it, so a successor serves on the same port). Accepting only while this process
+        serves its node: a successor starts, its predecessor stops, at the handover."""
+        fd = self.spec.get("port_fd")
+        if fd is None:
+            return None
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        port = Port(sock, self.factory, self.reactor)
+        port.accepted = self._acceptedDirect
+        port.connected, port.paused = True, True  # resumed once we serve our node
+        self.directFactory = _Direct(self.factory)
+        self.rpc.workerPorts = self.spec.get("worker_ports") or None
+        self.rpc.routeListeners.append(self._directOrNot)
+        self.reactor.callWhenRunning(self._directOrNot)
+        return port
+
+    def _directOrNot(self) -> None:
+        port = self.direct
+        serving = self.rpc.peers.get(self.rpc.node) is self.rpc.me and not self.draining
+        if serving and port.paused:
+            port.resume()
+        elif not serving and not port.paused:
+            port.pause()
+
+    def _acceptedDirect(self, fd: int, addr: Any) -> None:
+        if self._fdsRunningOut():
+            os.close(fd)
+            self.refusals.record(f"{self.open} open, fd limit {self.fdLimit}")
+            return
+        self.adopt(fd, self.direct.socket.family, addr, b"", self.directFactory)
+
     def _fdsRunningOut(self) -> bool:
         """Whether one more connection would eat into the fds kept for ZeroMQ (which
         aborts the process when an accept of a peer's connection fails for want of one)."""
@@ -116,14 +151,15 @@ class Worker:
             self.fdsAtBeat = 0
         self.openAtBeat = self.open
 
-    def adopt(self, fd: int, family: int, peer: Any, preread: bytes) -> None:
-        """Serve a handed-over connection (the fd is ours from here on); ``preread`` goes
-        to the protocol first."""
+    def adopt(self, fd: int, family: int, peer: Any, preread: bytes,
+              factory: Any = None) -> None:
+        """Serve a handed-over (or directly accepted) connection (the fd is ours from
+        here on); ``preread`` goes to the protocol first."""
         sock = socket.socket(family, socket.SOCK_STREAM, 0, fd)
         sock.setblocking(False)  # TCP_NODELAY came from the listening socket (see Port)
         self.accepted += 1
-        transport = startConnection(self.reactor, sock, peer, self.factory, self, preread,
-                                    self.tls)
+        transport = startConnection(self.reactor, sock, peer, factory or self.factory, self,
+                                    preread, self.tls)
         if transport is not None:
             self.open += 1
             self.connections.add(transport)
@@ -242,6 +278,8 @@ class Worker:
         log.info("draining %d open connection(s)", self.open)
         if self.udp is not None:
             self.udp.stopListening()  # datagrams go to the workers still listening
+        if self.direct is not None:
+            self._directOrNot()  # the successor accepts on our port from now on
         for transport in list(self.connections):
             _closeWhenIdle(transport)
         d = self._drained = Deferred()
@@ -271,6 +309,20 @@ class Worker:
 
     def _stop(self) -> None:
         stopReactor(self.reactor)
+
+
+class _Direct:
+    """The app's factory for connections accepted on the worker's own port: the same
+    protocols, marked ``direct`` (the default store then acts as a Redis Cluster node)."""
+
+    def __init__(self, factory: Any) -> None:
+        self.factory = factory
+
+    def buildProtocol(self, addr: Any) -> Any:
+        protocol = self.factory.buildProtocol(addr)
+        if protocol is not None:
+            protocol.direct = True
+        return protocol
 
 
 def _closeWhenIdle(transport: Any) -> None:

@@ -26,7 +26,8 @@ TABLE: dict[bytes, tuple[int, str, int, int, int]] = {
     b"dbsize": (1, READ, 0, 0, 0), b"flushall": (-1, WRITE, 0, 0, 0),
     b"multi": (1, KEYLESS, 0, 0, 0), b"exec": (1, KEYLESS, 0, 0, 0),
     b"discard": (1, KEYLESS, 0, 0, 0), b"unwatch": (1, KEYLESS, 0, 0, 0),
-    b"cluster": (-2, KEYLESS, 0, 0, 0),
+    b"cluster": (-2, KEYLESS, 0, 0, 0), b"readonly": (1, KEYLESS, 0, 0, 0),
+    b"readwrite": (1, KEYLESS, 0, 0, 0), b"asking": (1, KEYLESS, 0, 0, 0),
 }
 
 

@@ -26,6 +26,7 @@ memory.
 from __future__ import annotations
 
 import os
+from binascii import crc_hqx
 from collections import deque
 from typing import Any
 
@@ -56,6 +57,7 @@ _TOO_BIG = resp.error("ERR big values asked of one worker at once pass 256 MiB; 
 _SINGLE = commands.SINGLE_KEY
 _NIL = resp.NIL
 _keySlot = keySlot
+_crc16 = crc_hqx  # (keySlot's CRC16)
 _CLUSTERDOWN = "CLUSTERDOWN the shard's worker is not available"
 
 keyspace = Keyspace()
@@ -212,7 +214,8 @@ def _runFrom(requests: list, out: list, start: int, big: list) -> Any:
             if type(entry) is bytes:
                 out[i] = entry
                 continue
-        where = route[_keySlot(args[1]) % slots]
+        key = args[1]
+        where = route[(_crc16(key, 0) & 16383 if b"{" not in key else _keySlot(key)) % slots]
         if where is HERE:
             try:
                 answer = out[i] = entry[0](keyspace, args)
@@ -380,6 +383,8 @@ def _encoded(answer: Any, nil: bytes) -> bytes | list[bytes]:
 
 class RespStore(Protocol):
     """One client connection."""
+
+    direct = False  # accepted on the worker's own port: a Redis Cluster node there
 
     def connectionMade(self) -> None:
         self.parser = resp.Parser()
@@ -614,7 +619,12 @@ class RespStore(Protocol):
             if len(args) != arity and (arity > 0 or len(args) < -arity):
                 self.reply(_wrongArity(args[0]))
                 return True
-            where = HERE if node.allHere else node.route[_keySlot(args[1]) % node.slots]
+            if node.allHere:
+                where = HERE
+            else:  # the key's hash slot, inlined for keys without a hash tag
+                key = args[1]
+                where = node.route[(_crc16(key, 0) & 16383 if b"{" not in key
+                                    else _keySlot(key)) % node.slots]
             if where is FROZEN:
                 return False
             if where is NOBODY:
@@ -627,6 +637,9 @@ class RespStore(Protocol):
                     self.reply(answer)
                 else:  # the common case, without reply()'s checks
                     self.ready.append(self.nil if answer is _NIL else answer)
+                return True
+            if self.direct and where.node != node.node:  # (its successor: passed on)
+                self.reply(self._moved(_keySlot(args[1]) % node.slots, where))
                 return True
             # for another worker: gathered with every connection's until the end of this
             # reactor iteration, then sent as one call per owner
@@ -655,8 +668,30 @@ class RespStore(Protocol):
         self.reply(answer)
         return True
 
+    def _redirect(self, keys: list[bytes]) -> bytes | None:
+        """On a worker's own port, as a Redis Cluster node: the error for keys of several
+        slots (-CROSSSLOT) or of a slot another node serves (-MOVED); None to go on."""
+        if not self.direct or not keys:
+            return None
+        node = self.node
+        slots = {_keySlot(k) % node.slots for k in keys}
+        if len(slots) > 1:
+            return clustercmd.CROSSSLOT
+        slot = slots.pop()
+        where = node.route[slot]
+        if where is HERE or where is FROZEN or where is NOBODY or where.node == node.node:
+            return None
+        return self._moved(slot, where)
+
+    def _moved(self, slot: int, where: Any) -> bytes:
+        here = self.transport.getHost()
+        return clustercmd.moved(slot, here.host, self.node.workerPorts, where.node)
+
     def mget(self, args: list[bytes]) -> Any:
         keys = args[1:]
+        redirect = self._redirect(keys)
+        if redirect is not None:
+            return redirect
         plan = _plan(keys)
         if plan is None:
             return None
@@ -668,6 +703,9 @@ class RespStore(Protocol):
         if len(args) % 2 == 0:
             return _wrongArity(args[0])
         pairs = args[1:]
+        redirect = self._redirect(pairs[::2])
+        if redirect is not None:
+            return redirect
         plan = _plan(pairs[::2])
         if plan is None:
             return None
@@ -681,6 +719,9 @@ class RespStore(Protocol):
         return self._count(args[1:], commands.exists, "store.exists")
 
     def _count(self, keys: list[bytes], local: Any, method: str) -> Any:
+        redirect = self._redirect(keys)
+        if redirect is not None:
+            return redirect
         plan = _plan(keys)
         if plan is None:
             return None
@@ -735,6 +776,11 @@ class RespStore(Protocol):
             self._unwatch()
             return transactions.EXECABORT
         keys = [k for a in queued for k in transactions.keysOf(a)] + [w[0] for w in watched]
+        redirect = self._redirect(keys)
+        if redirect is not None:
+            self.multi = None
+            self._unwatch()
+            return redirect
         try:
             plan = _plan(keys) if keys else {HERE: []}
         except rpc.NodeLost:
@@ -770,6 +816,9 @@ class RespStore(Protocol):
         if self.watchPending is not None:
             return None  # the last WATCH's versions first
         keys = args[1:]
+        redirect = self._redirect(keys)
+        if redirect is not None:
+            return redirect
         plan = _plan(keys)
         if plan is None:
             return None
@@ -865,7 +914,12 @@ class RespStore(Protocol):
     def clusterCommand(self, args: list[bytes]) -> Any:
         here = self.transport.getHost()
         return clustercmd.command(args, self.node, keyspace, (here.host, here.port),
-                                  _askKeys)
+                                  _askKeys, self.direct)
+
+    def okay(self, args: list[bytes]) -> bytes:
+        """READONLY, READWRITE, ASKING: accepted (no replicas here; a slot being moved
+        waits for its move instead of asking elsewhere)."""
+        return resp.OK
 
     def info(self, args: list[bytes]) -> bytes:
         node = self.node
@@ -961,6 +1015,8 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"MULTI": (RespStore.multiCommand, 1), b"EXEC": (RespStore.execCommand, 1),
     b"DISCARD": (RespStore.discard, 1), b"WATCH": (RespStore.watch, -2),
     b"UNWATCH": (RespStore.unwatchCommand, 1), b"CLUSTER": (RespStore.clusterCommand, -2),
+    b"READONLY": (RespStore.okay, 1), b"READWRITE": (RespStore.okay, 1),
+    b"ASKING": (RespStore.okay, 1),
 }
 # what runs at once inside MULTI (with Redis's answers), rather than being queued
 _NOT_QUEUED = frozenset({b"EXEC", b"DISCARD", b"MULTI", b"WATCH", b"QUIT"})
