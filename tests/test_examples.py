@@ -74,3 +74,18 @@ def test_echo_server():
             assert c.recv(100) == b"ping\n"
     finally:
         stop(proc)
+
+
+def test_players_keep_their_keys_on_one_shard(run_cluster):
+    from tests.test_redis_cluster import consecutive_free_ports
+
+    base = consecutive_free_ports(2)
+    c = run_cluster(None, workers=2, worker_ports=base)
+    out = subprocess.run([sys.executable, "-m", "examples.players", c.address, "--players",
+                          "30", "--purchases", "300"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    bought = int(out.stdout.split()[0])
+    assert 0 < bought <= 300
+    assert f"{base}:" in out.stdout and f"{base + 1}:" in out.stdout  # on both workers
+    assert out.stdout.rstrip().endswith("disagree: 0")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import random
+import signal
 import socket
 import subprocess
 import threading
@@ -297,3 +298,59 @@ def test_a_reload_keeps_each_worker_on_its_port_and_rediscluster_serving(nodes):
     after = [pid_at(nodes.base), pid_at(nodes.base + 1)]
     assert set(after).isdisjoint(before)
     assert after == [nodes.pids()["worker-0"], nodes.pids()["worker-1"]]
+
+
+def test_redis_benchmark_in_cluster_mode_never_hops(nodes):
+    before = remote_commands(nodes)
+    out = subprocess.run(["redis-benchmark", "--cluster", "-p", str(nodes.base), "-t",
+                          "set,get", "-n", "20000", "-r", "1000", "-P", "8", "-q"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "SET:" in out.stdout and "GET:" in out.stdout and "ERR" not in out.stdout
+    assert remote_commands(nodes) == before
+
+
+def test_rediscluster_recovers_from_a_killed_worker_and_follows_ttin_and_ttou(run_cluster):
+    base = consecutive_free_ports(4)
+    c = run_cluster(None, workers=2, worker_ports=base)
+    rc = RedisCluster(host="127.0.0.1", port=c.port)
+    try:
+        keys = [f"{{p{i % 40}}}:{i}" for i in range(400)]  # 40 tags over both workers
+        for k in keys:
+            rc.set(k, k)
+        # TTIN: a third worker takes a third of the slots, with their keys
+        c.proc.send_signal(signal.SIGTTIN)
+        c.wait_until(lambda st: sum(p["role"] == "worker" and p["state"] == "running"
+                                    for p in st["processes"]) == 3, 20, "worker-2")
+        deadline = time.monotonic() + 20
+        while len(redis.Redis(port=c.port).execute_command("CLUSTER", "SLOTS")) != 3:
+            assert time.monotonic() < deadline, "CLUSTER SLOTS never showed worker-2"
+            time.sleep(0.1)
+        assert [rc.get(k) for k in keys] == [k.encode() for k in keys]  # MOVED, refresh
+        assert base + 2 in {n.port for n in rc.get_nodes()}
+        # TTOU: back to two, the keys come back with their slots
+        c.proc.send_signal(signal.SIGTTOU)
+        c.wait_until(lambda st: sum(p["role"] == "worker" for p in st["processes"]) == 2,
+                     20, "back to two workers")
+        assert [rc.get(k) for k in keys] == [k.encode() for k in keys]
+        # a killed worker comes back empty on its port; the client goes on
+        victim = c.pids()["worker-1"]
+        c.kill("worker-1")
+        c.wait_until(lambda st: any(p["node"] == "worker-1" and p["state"] == "running"
+                                    and p["pid"] != victim for p in st["processes"]), 20,
+                     "worker-1's replacement")
+        on1 = [k for k in keys if ownerOf(k, 2) == 1]
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                assert rc.get(on1[0]) is None  # lost with its worker: memory only
+                break
+            except (redis.ConnectionError, redis.ClusterDownError, redis.TimeoutError):
+                assert time.monotonic() < deadline, "the client never recovered"
+                time.sleep(0.2)
+        rc.set(on1[0], "again")
+        assert rc.get(on1[0]) == b"again"
+        kept = [k for k in keys if ownerOf(k, 2) == 0]
+        assert [rc.get(k) for k in kept] == [k.encode() for k in kept]
+    finally:
+        rc.close()
