@@ -3,7 +3,10 @@
     python -m bench.bench_store [--repeats 3] [--requests 100000]
 
 ``redis-benchmark -t ping,set,get,mset -r 100000`` with ``-P 1`` and ``-P 16`` (50
-clients) against: this cluster (``cluster run``, the default app) with 1 and 2 workers,
+clients) against: this cluster (``cluster run``, the default app) with 1 and 2 workers
+in proxy mode (through the gateway's port) and in cluster mode (``redis-benchmark
+--cluster`` on the workers' own ports; with one worker, plain redis-benchmark on its
+port, since redis-benchmark refuses a cluster of one node),
 ``redis-server`` (no persistence), and the core issue's one-process RESP server on this
 reactor (``bench/resp_server.py``, no sharding at all). Requests/s, and server CPU µs
 per request summed over every server process (supervisor, gateway and workers for the
@@ -52,16 +55,24 @@ def redis_server():
 
 @contextmanager
 def contender(kind: str):
+    """Start one server; yield the port the benchmark talks to, its pids, and the port
+    whose connections reach every worker in turn (for INFO)."""
     if kind == "redis-server":
-        with redis_server() as started:
-            yield started
+        with redis_server() as (port, pids):
+            yield port, pids, port
     elif kind == "reactor":
         port = free_port()
         with server(["-m", "bench.resp_server", "cluster", str(port)]) as proc:
-            yield port, [proc.pid]
-    else:
-        with cluster("cluster.store.server:factory", int(kind[-1])) as started:
-            yield started
+            yield port, [proc.pid], port
+    elif kind.endswith("c"):  # cluster mode: the clients talk to the workers' own ports
+        base = free_port()
+        with cluster("cluster.store.server:factory", int(kind[-2]),
+                     extra=["--worker-ports", str(base)]) as (port, pids):
+            yield base, pids, port
+    else:  # proxy mode: everything through the gateway's port
+        with cluster("cluster.store.server:factory", int(kind[-1]),
+                     extra=["--worker-ports", "0"]) as (port, pids):
+            yield port, pids, port
 
 
 def cross_shard(port: int) -> tuple[int, int]:
@@ -88,22 +99,25 @@ def main() -> None:
     args = parser.parse_args()
     raise_fd_limit()
     started = datetime.datetime.now()
-    kinds = ["redis-server", "reactor", "cluster-1", "cluster-2"]
+    kinds = ["redis-server", "reactor", "cluster-1", "cluster-2", "cluster-1c", "cluster-2c"]
     results: dict = defaultdict(list)
     shares: dict = defaultdict(list)
     for rep in range(args.repeats):
         for kind in kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]:
-            with contender(kind) as (port, pids):
+            with contender(kind) as (port, pids, infoPort):
                 for pipeline in (1, 16):
                     for test in TESTS:
+                        if kind == "cluster-1c" and test == "mset":
+                            continue  # keys of several slots: CROSSSLOT, as Redis Cluster
                         n = args.requests * (1 if pipeline == 1 else 5)
                         if kind.startswith("cluster"):
-                            before = cross_shard(port)
+                            before = cross_shard(infoPort)
                         used = cpu_seconds(pids)
-                        rps = redis_benchmark(port, test, n, pipeline, keyspace=100_000)
+                        rps = redis_benchmark(port, test, n, pipeline, keyspace=100_000,
+                                              cluster=kind == "cluster-2c")
                         used = cpu_seconds(pids) - used
                         if kind.startswith("cluster"):
-                            after = cross_shard(port)
+                            after = cross_shard(infoPort)
                             total = after[0] - before[0]
                             shares[(kind, test)].append((after[1] - before[1]) / max(1, total))
                         results[(kind, pipeline, test)].append((rps, used / n * 1e6))
@@ -111,14 +125,17 @@ def main() -> None:
                               f"{used / n * 1e6:6.2f} us CPU/req", flush=True)
 
     def med(kind: str, pipeline: int, test: str, i: int) -> float:
-        return median([row[i] for row in results[(kind, pipeline, test)]])
+        rows = results[(kind, pipeline, test)]
+        return median([row[i] for row in rows]) if rows else float("nan")
 
     print(f"\nRun {started:%Y-%m-%d %H:%M}, {machine()}; medians of {args.repeats} "
           f"interleaved repeats.")
     print(f"Command: python -m bench.bench_store --repeats {args.repeats} "
           f"--requests {args.requests}\n")
     labels = {"redis-server": "redis-server", "reactor": "one reactor process (core issue)",
-              "cluster-1": "cluster, 1 worker", "cluster-2": "cluster, 2 workers"}
+              "cluster-1": "proxy mode, 1 worker", "cluster-2": "proxy mode, 2 workers",
+              "cluster-1c": "cluster mode (the worker's port), 1 worker",
+              "cluster-2c": "cluster mode (`--cluster`), 2 workers"}
     for pipeline in (1, 16):
         print(f"`-P {pipeline}`: requests/s, then server CPU µs per request\n")
         print("| server | " + " | ".join(t.upper() for t in TESTS) + " | "
@@ -129,17 +146,19 @@ def main() -> None:
             cells += [f"{med(kind, pipeline, t, 1):.2f}" for t in TESTS]
             print(f"| {labels[kind]} | " + " | ".join(cells) + " |")
         print()
-    for kind in ("cluster-1", "cluster-2"):
-        share = ", ".join(f"{t.upper()} {median(shares[(kind, t)]):.0%}" for t in TESTS)
+    for kind in ("cluster-1", "cluster-2", "cluster-1c", "cluster-2c"):
+        share = ", ".join(f"{t.upper()} {median(shares[(kind, t)]):.0%}" for t in TESTS
+                          if shares[(kind, t)])
         print(f"- {labels[kind]}: share of commands served by another worker: {share}")
-    for kind, limit in (("cluster-1", 1.5), ("cluster-2", 2.0)):
+    for kind, limit in (("cluster-1", 1.5), ("cluster-2", 2.0), ("cluster-2c", 1.4)):
         ratio = med(kind, 1, "get", 1) / med("redis-server", 1, "get", 1)
         print(f"- CPU per GET at `-P 1`, {labels[kind]} ÷ redis-server: {ratio:.2f} "
               f"(target ≤ {limit})")
-    for test in ("get", "set"):
-        ratio = med("cluster-2", 16, test, 0) / med("cluster-1", 16, test, 0)
-        print(f"- requests/s at `-P 16`, 2 workers ÷ 1 worker, {test.upper()}: {ratio:.2f} "
-              f"(target ≥ 1.15)")
+    for mode, limit in (("", 1.15), ("c", 1.3)):
+        for test in ("get", "set"):
+            ratio = med(f"cluster-2{mode}", 16, test, 0) / med(f"cluster-1{mode}", 16, test, 0)
+            print(f"- requests/s at `-P 16`, 2 workers ÷ 1 worker, {test.upper()}, "
+                  f"{'cluster' if mode else 'proxy'} mode: {ratio:.2f} (target ≥ {limit})")
 
 
 if __name__ == "__main__":

@@ -84,11 +84,13 @@ def cpu_seconds(pids: Iterable[int]) -> float:
 
 
 def redis_benchmark(port: int, test: str, requests: int, pipeline: int, clients: int = 50,
-                    keyspace: int | None = None, tls_ca: str | None = None) -> float:
+                    keyspace: int | None = None, tls_ca: str | None = None,
+                    cluster: bool = False) -> float:
     """Run redis-benchmark for one test (over TLS, verified against ``tls_ca``, when
-    given); return its requests per second."""
+    given; with ``cluster``, as a Redis Cluster client: ``port`` is one node's); return
+    its requests per second."""
     cmd = ["redis-benchmark", "-p", str(port), "-n", str(requests), "-c", str(clients),
-           "-P", str(pipeline), "-t", test, "--csv"]
+           "-P", str(pipeline), "-t", test, "--csv", *(["--cluster"] if cluster else [])]
     if keyspace:
         cmd += ["-r", str(keyspace)]
     if tls_ca:
