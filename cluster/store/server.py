@@ -57,7 +57,7 @@ _TOO_BIG = resp.error("ERR big values asked of one worker at once pass 256 MiB; 
 _SINGLE = commands.SINGLE_KEY
 _NIL = resp.NIL
 _keySlot = keySlot
-_crc16 = crc_hqx  # (keySlot's CRC16)
+_crc16 = crc_hqx  # (keySlot's CRC16; "123 not in key": no "{", so no hash tag)
 _CLUSTERDOWN = "CLUSTERDOWN the shard's worker is not available"
 
 keyspace = Keyspace()
@@ -215,7 +215,7 @@ def _runFrom(requests: list, out: list, start: int, big: list) -> Any:
                 out[i] = entry
                 continue
         key = args[1]
-        where = route[(_crc16(key, 0) & 16383 if b"{" not in key else _keySlot(key)) % slots]
+        where = route[(_crc16(key, 0) & 16383 if 123 not in key else _keySlot(key)) % slots]
         if where is HERE:
             try:
                 answer = out[i] = entry[0](keyspace, args)
@@ -623,7 +623,7 @@ class RespStore(Protocol):
                 where = HERE
             else:  # the key's hash slot, inlined for keys without a hash tag
                 key = args[1]
-                where = node.route[(_crc16(key, 0) & 16383 if b"{" not in key
+                where = node.route[(_crc16(key, 0) & 16383 if 123 not in key
                                     else _keySlot(key)) % node.slots]
             if where is FROZEN:
                 return False
