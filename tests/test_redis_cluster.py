@@ -354,3 +354,16 @@ def test_rediscluster_recovers_from_a_killed_worker_and_follows_ttin_and_ttou(ru
         assert [rc.get(k) for k in kept] == [k.encode() for k in kept]
     finally:
         rc.close()
+
+
+def test_redis_cli_follows_moved_from_one_worker_port_to_another(nodes):
+    key = keys_on(1, 1)[0]
+
+    def cli(*args):
+        return subprocess.run(["redis-cli", *args], capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+
+    assert cli("-p", str(nodes.base), "set", key, "v").startswith(
+        f"MOVED {keySlot(key.encode())} 127.0.0.1:{nodes.base + 1}")
+    assert cli("-c", "-p", str(nodes.base), "set", key, "v") == "OK"
+    assert cli("-c", "-p", str(nodes.base), "get", key) == "v"
