@@ -3,8 +3,8 @@
 Each worker serves the keys of the slots its routes say are here (``RpcNode.route``). A
 command on such a key runs at once; the commands on keys served elsewhere, from every
 connection, are gathered until the end of the reactor iteration and go, per owner, in
-one call to ``store.execMany``, which runs them there in order and returns their encoded
-replies. MGET, MSET, DEL and EXISTS split their keys by owner and gather; DBSIZE and
+one call to ``store.execMany`` (``cluster.store.remote`` holds the calls from other
+workers), which runs them there in order and returns their encoded replies. MGET, MSET, DEL and EXISTS split their keys by owner and gather; DBSIZE and
 FLUSHALL go to every worker. Replies keep request order: while any reply of a connection
 is still awaited, later ones wait in line behind it, and everything ready goes out in
 one write.
@@ -181,186 +181,6 @@ def _checkKeys(keys: Any) -> None:
 
 
 # -- what other workers call ----------------------------------------------------------------
-
-@rpc.expose("store.execMany")
-def _execMany(requests: list[list[bytes]]) -> Any:
-    """Run single-key commands for other workers, in order; each reply is encoded RESP
-    (a big value's as its pieces, sent without being copied whole). A malformed request
-    gets an error reply of its own."""
-    if type(requests) is not list:
-        raise TypeError("store.execMany takes a list of requests")
-    out: list = [None] * len(requests)
-    big = [0]  # bytes of big values among the replies: the RPC layer then sends them in
-    done = _runFrom(requests, out, 0, big)  # parts straight from the keyspace, uncopied
-    if isinstance(done, Deferred):
-        return done.addCallback(lambda out: rpc.Large(out) if big[0] else out)
-    return rpc.Large(out) if big[0] else out
-
-
-def _runFrom(requests: list, out: list, start: int, big: list) -> Any:
-    node = _node()
-    route, slots = node.route, node.slots
-    forwards: dict[Any, list[int]] = {}
-    single = _SINGLE
-    for i in range(start, len(requests)):
-        args = requests[i]
-        # checked, cheaply: a list of bytes naming a known command with its arity
-        entry = single.get(args[0]) if type(args) is list and len(args) > 1 else None
-        n = len(args) if entry is not None else 0
-        if (entry is None or (n != entry[1] if entry[1] > 0 else n < -entry[1])
-                or type(args[1]) is not bytes or (n > 2 and type(args[2]) is not bytes)
-                or (n > 3 and any(type(a) is not bytes for a in args[3:]))):
-            entry = _checkRequest(args)  # the slow path: lower case, or the error reply
-            if type(entry) is bytes:
-                out[i] = entry
-                continue
-        key = args[1]
-        where = route[(_crc16(key, 0) & 16383 if 123 not in key else _keySlot(key)) % slots]
-        if where is HERE:
-            try:
-                answer = out[i] = entry[0](keyspace, args)
-            except Exception as e:  # a value no command expects: that request fails
-                out[i] = resp.error(f"ERR {type(e).__name__} running {args[0]!r}")
-                continue
-            if type(answer) is list:
-                big[0] += len(answer[1])
-                if big[0] > MAX_BATCH_REPLY:  # one reply item must stay within its bound
-                    out[i] = _TOO_BIG
-        elif where is FROZEN:  # this one and the rest wait for the move to end
-            pending = _forward(requests, out, forwards)
-            pending.append(_nextRoutes().addCallback(
-                lambda _, i=i: _runFrom(requests, out, i, big)))
-            return gatherFirst(pending).addCallback(lambda _: out)
-        elif where is NOBODY:
-            out[i] = resp.error(_CLUSTERDOWN)
-        else:
-            forwards.setdefault(where, []).append(i)
-    pending = _forward(requests, out, forwards)
-    return gatherFirst(pending).addCallback(lambda _: out) if pending else out
-
-
-def _forward(requests: list, out: list, forwards: dict[Any, list[int]]) -> list[Deferred]:
-    """Pass requests on to the workers that serve their slots now (they moved)."""
-    node = _node()
-    pending = []
-    for peer, positions in forwards.items():
-        def fill(answers: list, positions: list[int] = positions) -> None:
-            for i, answer in zip(positions, answers, strict=True):
-                out[i] = answer
-
-        def failed(failure: Failure, positions: list[int] = positions) -> None:
-            for i in positions:
-                out[i] = _remoteError(failure)
-
-        d = node.callPeer(peer, "store.execMany", ([requests[i] for i in positions],), {})
-        pending.append(d.addCallbacks(fill, failed))
-    forwards.clear()
-    return pending
-
-
-def _checkRequest(args: Any) -> bytes | tuple:
-    """The command's table entry, or the error reply for a malformed request."""
-    if type(args) is not list or len(args) < 2:
-        return resp.error("ERR malformed request")
-    for arg in args:
-        if type(arg) is not bytes:
-            return resp.error("ERR malformed request: arguments must be bytes")
-    entry = _SINGLE.get(args[0]) or _SINGLE.get(args[0].upper())
-    if entry is None:
-        return resp.error(f"ERR unknown command '{args[0].decode(errors='replace')}'")
-    if not _arity(len(args), entry[1]):
-        return _wrongArity(args[0])
-    return entry
-
-
-@rpc.expose("store.mget")
-def _mget(keys: list[bytes]) -> Any:
-    return _whenPlanned(keys, _mgetPlan(keys))
-
-
-@rpc.expose("store.mset")
-def _mset(pairs: list[bytes]) -> Any:
-    _checkKeys(pairs)
-    if len(pairs) % 2:
-        raise TypeError("store.mset takes key, value pairs")
-    return _whenPlanned(pairs[::2], _msetPlan(pairs))
-
-
-@rpc.expose("store.del")
-def _del(keys: list[bytes]) -> Any:
-    return _whenPlanned(keys, _countPlan(keys, commands.delete, "store.del"))
-
-
-@rpc.expose("store.exists")
-def _exists(keys: list[bytes]) -> Any:
-    return _whenPlanned(keys, _countPlan(keys, commands.exists, "store.exists"))
-
-
-@rpc.expose("store.dbsize")
-def _dbsize() -> int:
-    keyspace.sweep()
-    return len(keyspace)
-
-
-@rpc.expose("store.flushall")
-def _flushall() -> Any:
-    node = _node()
-    if node.frozen or node.loading:  # a shard is moving out or in: flush once it is over
-        return _nextRoutes().addCallback(lambda _: _flushall())
-    keyspace.flush()
-    return None
-
-
-@rpc.expose("store.watch")
-def _watch(keys: list[bytes]) -> Any:
-    """WATCH for a connection on another worker: the keys' versions here (-1, which
-    matches nothing, for a key no longer served here: its EXEC will not run)."""
-    _checkKeys(keys)
-    plan = _plan(keys)
-    if plan is None:
-        return _nextRoutes().addCallback(lambda _: _watch(keys))
-    return [keyspace.watch(k) if HERE in plan and i in plan[HERE] else -1
-            for i, k in enumerate(keys)]
-
-
-@rpc.expose("store.unwatch")
-def _unwatch(keys: list[bytes]) -> None:
-    _checkKeys(keys)
-    for key in keys:
-        keyspace.unwatch(key)
-
-
-@rpc.expose("store.transaction")
-def _transaction(requests: list[list[bytes]], watched: list[list[Any]],
-                 nil: bytes = resp.NIL) -> Any:
-    """EXEC for a connection on another worker: the replies (None: a watched key
-    changed; bytes: the error EXEC answers)."""
-    transactions.checked(requests, watched, nil)
-    keys = [k for args in requests for k in transactions.keysOf(args)]
-    plan = _plan(keys + [w[0] for w in watched]) if keys or watched else {HERE: []}
-    if plan is None:  # a shard is moving: the whole transaction waits for it
-        return _nextRoutes().addCallback(lambda _: _transaction(requests, watched, nil))
-    if len(plan) > 1:
-        return transactions.CROSSSLOT
-    where = next(iter(plan))
-    if where is not HERE:  # it moved on meanwhile
-        return _node().callPeer(where, "store.transaction", (requests, watched, nil), {})
-    return transactions.run(keyspace, requests, watched, nil)
-
-
-@rpc.expose("store.keysInSlot")
-def _keysInSlot(slot: int, count: int) -> Any:
-    """CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT for another worker: this worker's keys of
-    ``slot`` (passed on to its owner now if it moved meanwhile)."""
-    if type(slot) is not int or type(count) is not int or not 0 <= slot < _node().slots:
-        raise TypeError("store.keysInSlot takes a slot number and a count")
-    where = _node().route[slot]
-    if where is FROZEN:
-        return _nextRoutes().addCallback(lambda _: _keysInSlot(slot, count))
-    if where is HERE or where is NOBODY:
-        return clustercmd.keysInSlot(keyspace, slot, count)
-    return _node().callPeer(where, "store.keysInSlot", (slot, count), {})
-
 
 def _askKeys(peer: Any, slot: int, count: int) -> Deferred:
     return _node().callPeer(peer, "store.keysInSlot", (slot, count), {})
@@ -1062,3 +882,5 @@ class StoreFactory(Factory):
 
 
 factory = StoreFactory()
+
+from cluster.store import remote  # noqa: E402,F401 - registers the store.* calls (it uses this module)
