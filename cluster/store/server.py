@@ -4,8 +4,9 @@ Each worker serves the keys of the slots its routes say are here (``RpcNode.rout
 command on such a key runs at once; the commands on keys served elsewhere, from every
 connection, are gathered until the end of the reactor iteration and go, per owner, in
 one call to ``store.execMany`` (``cluster.store.remote`` holds the calls from other
-workers), which runs them there in order and returns their encoded replies. MGET, MSET, DEL and EXISTS split their keys by owner and gather; DBSIZE and
-FLUSHALL go to every worker. Replies keep request order: while any reply of a connection
+workers), which runs them there in order and returns their encoded replies. MGET, MSET,
+DEL and EXISTS split their keys by owner and gather; DBSIZE and FLUSHALL go to every
+worker. Replies keep request order: while any reply of a connection
 is still awaited, later ones wait in line behind it, and everything ready goes out in
 one write.
 
