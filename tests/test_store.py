@@ -123,6 +123,19 @@ def test_binary_values_and_connection_commands(r):
     assert r.client_getname() in ("me", b"me")  # redis-py decodes it under RESP2 only
     info = r.info()
     assert info["workers"] == 2 and info["shards"] == 8192 and info["node"].startswith("worker-")
+    # the fields clients and exporters read, under Redis's names, and INFO by section
+    assert info["arch_bits"] == 64 and info["connected_clients"] >= 1
+    assert info["redis_version"] and info["cluster_enabled"] == 1
+    assert info["total_commands_processed"] > 0 and "db0" in info
+    assert set(r.info("clients")) == {"connected_clients", "blocked_clients"}
+    # CONFIG GET: several names and patterns; a map in RESP3, pairs in RESP2 (redis-py
+    # makes a dict of either)
+    assert r.config_get("save") == {"save": ""}
+    assert r.config_get("appendonly", "maxmemory*") == {
+        "appendonly": "no", "maxmemory": "0", "maxmemory-policy": "noeviction"}
+    assert r.config_get("nosuchsetting") == {}
+    with pytest.raises(redis.ResponseError, match="not supported"):
+        r.config_set("maxmemory", "1")
     with pytest.raises(redis.ResponseError, match="wrong number of arguments"):
         r.execute_command("GET")
 

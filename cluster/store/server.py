@@ -26,7 +26,6 @@ memory.
 
 from __future__ import annotations
 
-import os
 from binascii import crc_hqx
 from collections import deque
 from typing import Any
@@ -38,7 +37,15 @@ from cluster.failure import Failure
 from cluster.membership import FROZEN, HERE, NOBODY
 from cluster.protocol import Factory, Protocol
 from cluster.shards import keySlot
-from cluster.store import clustercmd, commandinfo, commands, handoff, resp, transactions
+from cluster.store import (
+    clustercmd,
+    commandinfo,
+    commands,
+    handoff,
+    resp,
+    serverinfo,
+    transactions,
+)
 from cluster.store.keyspace import Keyspace
 from cluster.task import LoopingCall
 
@@ -726,11 +733,7 @@ class RespStore(Protocol):
                 ) + body
 
     def config(self, args: list[bytes]) -> bytes:
-        # redis-benchmark asks for CONFIG GET save / appendonly: empty, as with no
-        # persistence configured
-        if args[1].upper() == b"GET" and len(args) == 3:
-            return resp.array([resp.bulk(args[2]), resp.bulk(b"")])
-        return resp.error("ERR only CONFIG GET is supported")
+        return serverinfo.config(args, self.nil == resp.NULL3)
 
     def clusterCommand(self, args: list[bytes]) -> Any:
         here = self.transport.getHost()
@@ -743,17 +746,8 @@ class RespStore(Protocol):
         return resp.OK
 
     def info(self, args: list[bytes]) -> bytes:
-        node = self.node
-        shards = sum(1 for where in node.route if where is HERE)
-        text = (f"# Server\r\nredis_version:7.0.0\r\nredis_mode:cluster-of-reactors\r\n"
-                f"process_id:{os.getpid()}\r\n"
-                f"# Keyspace\r\ndb0:keys={len(keyspace)},expires={len(keyspace.expires)}\r\n"
-                f"# Cluster\r\nnode:{node.node}\r\nworkers:{node.workers}\r\nshards:{shards}\r\n"
-                f"connections:{stats['connections']}\r\ncommands:{stats['commands']}\r\n"
-                f"remote_commands:{stats['remote']}\r\nexpired_keys:{keyspace.expired}\r\n"
-                f"rpc_calls:{node.calls}\r\nrpc_served:{node.served}\r\n"
-                f"rpc_messages:{node.messagesSent}\r\n")
-        return resp.bulk(text.encode())
+        return serverinfo.info(args, self.node, keyspace, stats,
+                               self.transport.getHost().port)
 
 
 class _Gathered:
