@@ -84,8 +84,10 @@ class Config:
         if self.udp is not None and not 1 <= self.udp <= 65535:
             # not 0 either: each worker would bind a different port of its own
             raise ValueError(f"udp must be a port number from 1 to 65535, not {self.udp!r}")
-        if self.worker_ports is not None and not 0 <= self.worker_ports <= 65535:
-            raise ValueError(f"worker-ports must be a port number (0: off), not "
+        if self.worker_ports is not None and not (
+                self.worker_ports == 0 or 1 <= self.worker_ports <= 65536 - self.workers):
+            raise ValueError(f"worker-ports must be a port number with room for "
+                             f"{self.workers} worker(s) below 65536 (0: off), not "
                              f"{self.worker_ports!r}")
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"log-format must be text or json, not {self.log_format!r}")
@@ -103,7 +105,8 @@ class Config:
         if self.worker_ports is not None:
             return self.worker_ports, True
         port = self.hostPort()[1]
-        return (port + 1 if self.target is None and port else 0), False
+        room = port and port + self.workers <= 65535
+        return (port + 1 if self.target is None and room else 0), False
 
     def toDict(self) -> dict[str, Any]:
         return asdict(self)

@@ -163,7 +163,7 @@ class Supervisor:
                 for index in range(self.config.workers):
                     self._workerPort(index, base)
                 self.workerPortBase = base
-            except OSError as e:
+            except (OSError, OverflowError) as e:
                 for extra in self.workerPorts.values():
                     extra.close()
                 self.workerPorts.clear()
@@ -255,7 +255,7 @@ class Supervisor:
             if self.workerPortBase:
                 try:
                     port = self._workerPort(index)
-                except OSError as e:
+                except (OSError, OverflowError) as e:  # (TTIN past port 65535)
                     raise SpawnFailed(f"could not listen for worker-{index}: {e}") from e
                 spec["port_fd"] = port.fileno()
                 fds.append(port.fileno())

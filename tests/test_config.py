@@ -50,6 +50,8 @@ def test_example_config_in_deploy_loads():
     ('metrics = "9180"', "metrics must be HOST:PORT"),
     ('metrics = "127.0.0.1:99999"', "metrics must be HOST:PORT"),
     ('log-format = "xml"', "log-format must be text or json"),
+    ("worker-ports = 65535\nworkers = 2", "worker-ports must be a port number with room"),
+    ("worker-ports = -1", "worker-ports must be a port number"),
 ])
 def test_bad_settings_are_refused_clearly(tmp_path, content, message):
     f = tmp_path / "c.toml"
@@ -79,3 +81,12 @@ def test_a_name_too_long_for_the_sockets_in_its_run_directory_is_refused():
     out = subprocess.run([sys.executable, "-m", "cluster", "status", "--name", "n" * 100],
                          cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "shorter --name" in out.stderr
+
+
+def test_the_default_worker_ports_need_room_below_65536():
+    assert config.Config(bind="127.0.0.1:6380", workers=2).workerPortBase() == (6381, False)
+    assert config.Config(bind="127.0.0.1:65535", workers=2).workerPortBase() == (0, False)
+    assert config.Config(bind="127.0.0.1:6380", workers=2, target="x:y").workerPortBase() \
+        == (0, False)  # other apps: only when asked
+    assert config.Config(bind="127.0.0.1:6380", workers=2,
+                         worker_ports=7000).workerPortBase() == (7000, True)

@@ -367,3 +367,26 @@ def test_redis_cli_follows_moved_from_one_worker_port_to_another(nodes):
         f"MOVED {keySlot(key.encode())} 127.0.0.1:{nodes.base + 1}")
     assert cli("-c", "-p", str(nodes.base), "set", key, "v") == "OK"
     assert cli("-c", "-p", str(nodes.base), "get", key) == "v"
+
+
+def test_ttin_right_after_ttou_takes_the_port_back(run_cluster):
+    base = consecutive_free_ports(3)
+    c = run_cluster(None, workers=3, worker_ports=base)
+    busy = redis.Redis(port=base + 2, socket_timeout=10)  # a client of the removed worker
+    assert busy.ping()
+    c.proc.send_signal(signal.SIGTTOU)
+    time.sleep(0.3)
+    c.proc.send_signal(signal.SIGTTIN)  # queued behind the TTOU, which must free the port
+    c.wait_until(lambda st: sum(p["role"] == "worker" and p["state"] == "running"
+                                for p in st["processes"]) == 3 and not st["operation"], 30,
+                 "worker-2 back")
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert redis.Redis(port=base + 2, socket_timeout=5).ping()
+            break
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, c.logs()
+            time.sleep(0.1)
+    assert "Address already in use" not in c.logs()
+    busy.close()

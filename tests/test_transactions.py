@@ -248,3 +248,79 @@ def test_transactions_are_never_interleaved_with_other_clients(two):
         t.join(60)
     assert errors == []
     assert int(redis.Redis(port=two.port).get(key)) == 2 * 100 * 1001 + 2 * 1000
+
+
+def raw_pipeline(port: int, commands: list[list[str]], conn=None) -> list:
+    """Send ``commands`` in one write on one connection; their replies, in order."""
+    own = conn is None
+    conn = conn or redis.Connection(port=port, protocol=2, socket_timeout=30)
+    conn.send_packed_command(conn.pack_commands(commands))
+    out = []
+    for _ in commands:
+        try:
+            out.append(conn.read_response())
+        except redis.ResponseError as e:
+            out.append(("ERR", str(e)))
+    if own:
+        conn.disconnect()
+    return out
+
+
+def connection_on_other_worker(two, key: str) -> redis.Connection:
+    """A connection served by the worker that does not own ``key``."""
+    owner = ownerOf(key, 2)
+    index = {pid: int(node.rpartition("-")[2]) for node, pid in two.pids().items()}
+    while True:
+        conn = redis.Connection(port=two.port, protocol=2, socket_timeout=30)
+        conn.send_command("INFO", "server")
+        info = conn.read_response().decode()
+        pid = int(next(line.split(":")[1] for line in info.split("\r\n")
+                       if line.startswith("process_id")))
+        if index[pid] != owner:
+            return conn
+        conn.disconnect()
+
+
+@pytest.mark.parametrize("round_", range(10))
+def test_pipelined_commands_keep_their_order_across_workers(two, round_):
+    key = keys_of(1, 1, f"order{round_}")[0]
+    conn = connection_on_other_worker(two, key)
+    try:
+        assert raw_pipeline(two.port, [["SET", key, "v"], ["DEL", key], ["GET", key]],
+                            conn) == [b"OK", 1, None]
+        assert raw_pipeline(two.port, [["SET", key, "v1"], ["MULTI"], ["GET", key],
+                                       ["EXEC"]], conn) == [b"OK", b"OK", b"QUEUED", [b"v1"]]
+        assert raw_pipeline(two.port, [["SET", key, "v2"], ["MGET", key, key]],
+                            conn) == [b"OK", [b"v2", b"v2"]]
+        assert raw_pipeline(two.port, [["SET", key, "v3"], ["FLUSHALL"], ["SET", key, "v4"],
+                                       ["GET", key]], conn) == [b"OK", b"OK", b"OK", b"v4"]
+        assert raw_pipeline(two.port, [["GET", key]], conn) == [b"v4"]  # nothing flushed it
+        assert raw_pipeline(two.port, [["WATCH", key], ["UNWATCH"]], conn) == [b"OK", b"OK"]
+    finally:
+        conn.disconnect()
+
+
+def test_watching_many_keys_on_another_worker_is_quick_and_costs_no_worker(two):
+    keys = [f"{{wide}}:{i}" for i in range(50_000)]
+    conn = connection_on_other_worker(two, keys[0])
+    pids = two.pids()
+    try:
+        started = time.monotonic()
+        assert raw_pipeline(two.port, [["WATCH", *keys], ["MULTI"], ["SET", keys[0], "x"],
+                                       ["EXEC"]], conn) == [b"OK", b"OK", b"QUEUED", [b"OK"]]
+        assert time.monotonic() - started < 5
+    finally:
+        conn.disconnect()
+    assert two.pids() == pids
+
+
+def test_a_transaction_is_bounded(one):
+    from cluster.store.server import MAX_QUEUED
+
+    commands = [["MULTI"], *[["INCR", "bounded"]] * (MAX_QUEUED + 1), ["EXEC"]]
+    replies = raw_pipeline(one.port, commands)
+    assert replies[MAX_QUEUED] == b"QUEUED"
+    assert replies[MAX_QUEUED + 1][0] == "ERR" and "at most" in replies[MAX_QUEUED + 1][1]
+    assert replies[-1][0] == "ERR" and "EXECABORT" in replies[-1][1] or \
+        "discarded" in replies[-1][1]
+    assert raw_pipeline(one.port, [["GET", "bounded"]]) == [None]  # nothing ran

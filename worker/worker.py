@@ -124,6 +124,8 @@ class Worker:
 
     def _directOrNot(self) -> None:
         port = self.direct
+        if port is None:
+            return
         serving = self.rpc.peers.get(self.rpc.node) is self.rpc.me and not self.draining
         if serving and port.paused:
             port.resume()
@@ -279,7 +281,11 @@ class Worker:
         if self.udp is not None:
             self.udp.stopListening()  # datagrams go to the workers still listening
         if self.direct is not None:
-            self._directOrNot()  # the successor accepts on our port from now on
+            # the successor accepts on our port from now on (its own copy of the socket);
+            # ours goes, so a port whose worker was removed (TTOU) closes at once
+            self.direct.pause()
+            self.direct.socket.close()
+            self.direct = None
         for transport in list(self.connections):
             _closeWhenIdle(transport)
         d = self._drained = Deferred()

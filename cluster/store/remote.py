@@ -155,8 +155,8 @@ def _watch(keys: list[bytes]) -> Any:
     plan = server._plan(keys)
     if plan is None:
         return server._nextRoutes().addCallback(lambda _: _watch(keys))
-    return [server.keyspace.watch(k) if HERE in plan and i in plan[HERE] else -1
-            for i, k in enumerate(keys)]
+    here = set(plan.get(HERE, ()))
+    return [server.keyspace.watch(k) if i in here else -1 for i, k in enumerate(keys)]
 
 
 @rpc.expose("store.unwatch")

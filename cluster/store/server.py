@@ -55,6 +55,10 @@ SWEEP_INTERVAL = 0.1
 # moving shard must not grow memory without bound
 MAX_WAITING = 10_000
 RESUME_WAITING = 1_000
+# a transaction runs in one go on its owner's reactor: its size is bounded, so one client
+# cannot stall a worker (and everyone on it) for long
+MAX_QUEUED = 100_000  # commands
+MAX_QUEUED_BYTES = 64 << 20  # bytes of their arguments
 BIG_VALUE = commands.BIG_VALUE  # a value this large travels and is written in pieces
 LINGER = 2.0  # after the last reply of a draining connection, seconds to wait for its EOF
 # big values one store.execMany may answer together (its reply is one RPC item, bounded
@@ -233,6 +237,7 @@ class RespStore(Protocol):
         self.nil = resp.NIL  # RESP3's null once the client said HELLO 3
         self.multi: list[list[bytes]] | None = None  # commands queued since MULTI
         self.multiFailed = False  # one could not be queued: EXEC answers EXECABORT
+        self.queuedBytes = 0
         self.watching: list[list[Any]] = []  # [key, version] pairs (WATCH) ...
         self.watchWhere: Any = None  # ... all of them served there (HERE or a peer)
         self.watchPending: Deferred | None = None  # WATCH's versions, on their way
@@ -476,6 +481,10 @@ class RespStore(Protocol):
             self.sentVersion = node.routeVersion
             _gathered.add(where, args, self, slot)
             return True
+        if _gathered.byOwner:
+            # commands for other workers gathered before this one go first: what this
+            # one sends (a multi-key call, EXEC, FLUSHALL...) must not overtake them
+            _gathered.send()
         handler = CONNECTION_COMMANDS.get(name)
         if handler is None:
             self.reply(resp.error(f"ERR unknown command '{args[0].decode(errors='replace')}'"))
@@ -492,7 +501,8 @@ class RespStore(Protocol):
             return False  # a key's shard is moving
         _byName[name] += 1
         if isinstance(answer, Deferred):
-            self.sentVersion = node.routeVersion
+            # (after FLUSHALL, a version no routes have: what follows waits for it)
+            self.sentVersion = -1 if name == b"FLUSHALL" else node.routeVersion
         self.reply(answer)
         return True
 
@@ -572,18 +582,23 @@ class RespStore(Protocol):
 
     def _queue(self, args: list[bytes]) -> bool:
         why = transactions.refusal(args, args[0].upper() in CONNECTION_COMMANDS)
+        if why is None and self.multi and (
+                len(self.multi) >= MAX_QUEUED or self.queuedBytes > MAX_QUEUED_BYTES):
+            why = resp.error(f"ERR a transaction holds at most {MAX_QUEUED} commands and "
+                             f"{MAX_QUEUED_BYTES >> 20} MiB of arguments on this store")
         if why is not None:
             self.multiFailed = True
             self.reply(why)
         else:
             self.multi.append(args)
+            self.queuedBytes += sum(map(len, args))
             self.reply(transactions.QUEUED)
         return True
 
     def multiCommand(self, args: list[bytes]) -> bytes:
         if self.multi is not None:
             return resp.error("ERR MULTI calls can not be nested")
-        self.multi, self.multiFailed = [], False
+        self.multi, self.multiFailed, self.queuedBytes = [], False, 0
         return resp.OK
 
     def discard(self, args: list[bytes]) -> bytes:
@@ -657,12 +672,12 @@ class RespStore(Protocol):
         if where is HERE:
             self.watching += [[k, keyspace.watch(k)] for k in keys]
             return resp.OK
-        self.watching += [[k, -1] for k in keys]  # until the versions come: matches nothing
+        entries = [[k, -1] for k in keys]  # until the versions come: matches nothing
+        self.watching += entries
 
         def got(versions: list[int]) -> bytes:
-            first = len(self.watching) - len(keys)
-            for i, version in enumerate(versions):
-                self.watching[first + i][1] = version
+            for entry, version in zip(entries, versions, strict=True):
+                entry[1] = version  # (still in self.watching, unless UNWATCH came first)
             return resp.OK
 
         def over(result: Any) -> Any:
