@@ -128,6 +128,12 @@ def test_command_describes_keys_as_redis_does(redis_cluster_node, store):
                  ["MGET", "a", "b", "c"], ["DEL", "a", "b"], ["EXISTS", "x"],
                  ["EXPIRE", "k", "5"], ["INCRBY", "k", "2"]):
         assert ours.command_getkeys(*args) == redis_cluster_node.command_getkeys(*args), args
+    for args in (["COMMAND", "INFO", "nope"], ["COMMAND", "GETKEYS", "GET", "a", "b"],
+                 ["COMMAND", "GETKEYS"], ["COMMAND", "COUNT", "x"],
+                 ["COMMAND", "GETKEYS", "PING"], ["COMMAND", "GETKEYS", "NOPE", "a"],
+                 ["COMMAND", "NOPE"]):
+        assert raw(ours, args) == raw(redis_cluster_node, args), args
+    assert len(raw(ours, ["COMMAND", "INFO"])) == len(raw(ours, ["COMMAND"]))
     names = {c.decode() for c in ours.command_list()}
     theirs = redis_cluster_node.command()
     for name, info in ours.command().items():
@@ -390,3 +396,16 @@ def test_ttin_right_after_ttou_takes_the_port_back(run_cluster):
             time.sleep(0.1)
     assert "Address already in use" not in c.logs()
     busy.close()
+
+
+def raw(client: redis.Redis, args: list[str]):
+    """A reply without redis-py's parsing (an error as its text, up to the first '.')."""
+    conn = client.connection_pool.get_connection()
+    try:
+        conn.send_command(*args)
+        try:
+            return conn.read_response()
+        except redis.ResponseError as e:
+            return str(e).split(".")[0]
+    finally:
+        client.connection_pool.release(conn)

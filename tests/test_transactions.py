@@ -89,6 +89,8 @@ SCRIPTS = {
                            ["EXISTS", "m1", "m3"], ["DEL", "m1", "m2"], ["PING"],
                            ["ECHO", "hi"], ["EXEC"]],
     "empty transaction": [["MULTI"], ["EXEC"]],
+    "exec with arguments discards": [["MULTI"], ["SET", "ea", "1"], ["EXEC", "x"],
+                                     ["EXEC"], ["GET", "ea"]],
 }
 
 

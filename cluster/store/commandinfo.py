@@ -50,27 +50,35 @@ def getKeys(args: list[bytes]) -> list[bytes] | None:
     return args[first:end + 1:step] or None
 
 
-def command(args: list[bytes]) -> bytes:
-    """COMMAND, COMMAND COUNT, COMMAND INFO name..., COMMAND GETKEYS cmd args...,
-    COMMAND LIST, COMMAND DOCS (empty: no documentation here)."""
+def command(args: list[bytes], nil: bytes = resp.NIL) -> bytes:
+    """COMMAND, COMMAND COUNT, COMMAND INFO [name...], COMMAND GETKEYS cmd args...,
+    COMMAND LIST, COMMAND DOCS (empty: no documentation here), as Redis answers them."""
     if len(args) == 1:
         return resp.array([_info(name) for name in TABLE])
     sub = args[1].upper()
+    arity = {b"COUNT": 2, b"LIST": 2, b"INFO": -2, b"DOCS": -2, b"GETKEYS": -4}.get(sub)
+    if arity is None:
+        return resp.error(f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. "
+                          f"Try COMMAND HELP.")
+    if len(args) != arity if arity > 0 else len(args) < -arity:
+        return resp.error(f"ERR wrong number of arguments for "
+                          f"'command|{sub.decode().lower()}' command")
     if sub == b"COUNT":
         return resp.integer(len(TABLE))
     if sub == b"LIST":
         return resp.array([resp.bulk(name) for name in TABLE])
     if sub == b"INFO":
-        return resp.array([_info(n.lower()) if n.lower() in TABLE else resp.NIL_ARRAY
-                           for n in args[2:]])
+        names = [n.lower() for n in args[2:]] or list(TABLE)
+        return resp.array([_info(n) if n in TABLE else nil for n in names])
     if sub == b"DOCS":
         return resp.EMPTY_ARRAY
-    if sub == b"GETKEYS" and len(args) > 2:
-        keys = getKeys(args[2:])
-        if args[2].lower() not in TABLE:
-            return resp.error("ERR Invalid command specified")
-        if keys is None:
-            return resp.error("ERR The command has no key arguments")
-        return resp.array([resp.bulk(k) for k in keys])
-    return resp.error(f"ERR unknown subcommand '{args[1].decode(errors='replace')}'. "
-                      f"Try COMMAND HELP.")
+    name = args[2].lower()
+    if name not in TABLE:
+        return resp.error("ERR Invalid command specified")
+    count, want = len(args) - 2, TABLE[name][0]
+    if count != want if want > 0 else count < -want:
+        return resp.error("ERR Invalid number of arguments specified for command")
+    keys = getKeys(args[2:])
+    if keys is None:
+        return resp.error("ERR The command has no key arguments")
+    return resp.array([resp.bulk(k) for k in keys])

@@ -491,6 +491,14 @@ class RespStore(Protocol):
             return True
         method, arity = handler
         if not _arity(len(args), arity):
+            if self.multi is not None:  # EXEC, WATCH... inside MULTI, as Redis
+                self.multiFailed = True
+                if name == b"EXEC":
+                    self.multi = None
+                    self._unwatch()
+                    self.reply(resp.error("EXECABORT Transaction discarded because of: "
+                                          + _wrongArity(args[0])[5:-2].decode()))
+                    return True
             self.reply(_wrongArity(args[0]))
             return True
         try:
@@ -728,7 +736,7 @@ class RespStore(Protocol):
         return resp.error(f"ERR unknown subcommand '{args[1].decode(errors='replace')}'")
 
     def command(self, args: list[bytes]) -> bytes:
-        return commandinfo.command(args)
+        return commandinfo.command(args, self.nil)
 
     def hello(self, args: list[bytes]) -> bytes:
         # redis-py 8 opens with HELLO 3. The replies this store sends (simple strings,
