@@ -252,11 +252,14 @@ class Supervisor:
         spec = {"index": index, "handoff_fd": workerEnd.fileno(), "successor": successor}
         fds = [workerEnd.fileno()]
         try:
-            if self.workerPortBase:
+            port = self.workerPorts.get(index)  # (kept even once worker ports are off)
+            if port is None and self.workerPortBase:
                 try:
                     port = self._workerPort(index)
-                except (OSError, OverflowError) as e:  # (TTIN past port 65535)
-                    raise SpawnFailed(f"could not listen for worker-{index}: {e}") from e
+                except (OSError, OverflowError) as e:  # taken meanwhile, or past 65535
+                    self._workerPortsOff(f"worker-{index} cannot listen on port "
+                                         f"{self.workerPortBase + index}: {e}")
+            if port is not None:
                 spec["port_fd"] = port.fileno()
                 fds.append(port.fileno())
             return self._spawn(child, spec, fds)
@@ -265,6 +268,18 @@ class Supervisor:
             raise
         finally:
             workerEnd.close()
+
+    def _workerPortsOff(self, why: str) -> None:
+        """A worker port could not be had (an outgoing connection's local port sits on
+        it, say): rather than fail the spawn, every worker stops redirecting to worker
+        ports (the ports they have keep serving, as the gateway's does), and CLUSTER
+        SLOTS describes one node again, so cluster-aware clients go through the proxy."""
+        log.warning("%s: worker ports are off from now on (cluster-aware clients go "
+                    "through the gateway)", why)
+        self.workerPortBase = 0
+        for child in self.children:
+            if child.role == "worker" and child.channel is not None:
+                child.channel.send(["workerPorts", 0])
 
     def _startOrRetry(self, role: str, index: int | None) -> None:
         """Start a gateway or worker that serves as soon as it is ready (first start,

@@ -409,3 +409,30 @@ def raw(client: redis.Redis, args: list[str]):
             return str(e).split(".")[0]
     finally:
         client.connection_pool.release(conn)
+
+
+def test_a_worker_port_that_is_taken_turns_worker_ports_off_not_the_ttin(run_cluster):
+    base = consecutive_free_ports(3)
+    c = run_cluster(None, workers=2, worker_ports=base)
+    rc = RedisCluster(host="127.0.0.1", port=c.port)
+    keys = [f"taken:{i}" for i in range(100)]
+    try:
+        for k in keys:
+            rc.set(k, k)
+        with socket.socket() as squatter:  # what an outgoing connection's local port does
+            squatter.bind(("127.0.0.1", base + 2))
+            squatter.listen()
+            c.proc.send_signal(signal.SIGTTIN)
+            c.wait_until(lambda st: st["workers"] == 3 and st["operation"] is None, 30,
+                         "the TTIN")
+        assert c.status()["worker_ports"] is None
+        assert "worker ports are off" in c.logs()
+        w0 = redis.Redis(port=base, socket_timeout=10)  # no more MOVED: a proxy port now
+        assert [w0.get(k) for k in keys] == [k.encode() for k in keys]
+        assert w0.execute_command("CLUSTER", "SLOTS")[0][:2] == [0, SLOTS - 1]
+        w0.close()
+        rc.close()
+        rc = RedisCluster(host="127.0.0.1", port=c.port)  # a new client: the gateway
+        assert [rc.get(k) for k in keys] == [k.encode() for k in keys]
+    finally:
+        rc.close()

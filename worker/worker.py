@@ -214,6 +214,8 @@ class Worker:
             self._stop()
         elif kind == "metrics":
             self.control.send(["metrics", msg[1], self.metrics()])
+        elif kind == "workerPorts":  # off: no more redirections to worker ports
+            self.rpc.workerPorts = msg[1] or None
         else:
             log.warning("unknown control message %r", kind)
 

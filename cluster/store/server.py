@@ -471,7 +471,9 @@ class RespStore(Protocol):
                 else:  # the common case, without reply()'s checks
                     self.ready.append(self.nil if answer is _NIL else answer)
                 return True
-            if self.direct and where.node != node.node:  # (its successor: passed on)
+            if self.direct and node.workerPorts and where.node != node.node:
+                # a Redis Cluster node: the client goes to the owner (not to our
+                # successor, which serves this port next: that one is passed on)
                 self.reply(self._moved(_keySlot(args[1]) % node.slots, where))
                 return True
             # for another worker: gathered with every connection's until the end of this
@@ -517,9 +519,9 @@ class RespStore(Protocol):
     def _redirect(self, keys: list[bytes]) -> bytes | None:
         """On a worker's own port, as a Redis Cluster node: the error for keys of several
         slots (-CROSSSLOT) or of a slot another node serves (-MOVED); None to go on."""
-        if not self.direct or not keys:
-            return None
         node = self.node
+        if not self.direct or not keys or not node.workerPorts:
+            return None
         slots = {_keySlot(k) % node.slots for k in keys}
         if len(slots) > 1:
             return clustercmd.CROSSSLOT
