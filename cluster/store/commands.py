@@ -4,6 +4,7 @@ only ever see keys that live here."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from cluster.store import resp
@@ -36,34 +37,57 @@ def get(ks: Keyspace, args: list[bytes]) -> bytes | list[bytes]:
 
 
 def set_(ks: Keyspace, args: list[bytes]) -> bytes:
+    """SET key value [NX|XX] [GET] [EX s|PX ms|EXAT t|PXAT ms|KEEPTTL], as Redis 7."""
     key, value = args[1], args[2]
-    ttl: float | None = None
-    nx = xx = False
-    i = 3
-    while i < len(args):
-        option = args[i].upper()
-        if option in (b"EX", b"PX") and i + 1 < len(args):
-            n = _int(args[i + 1])
+    options, deadline, why = _setOptions(ks, args[3:], "set")
+    if why is not None:
+        return why
+    old = ks.get(key)
+    reply = resp.bulk(old) if "GET" in options else resp.OK
+    if ("NX" in options and old is not None) or ("XX" in options and old is None):
+        return reply if "GET" in options else resp.NIL
+    keep = ks.expires.get(key) if "KEEPTTL" in options and old is not None else None
+    ks.set(key, value)
+    if deadline is not None or keep is not None:
+        ks.expireAt(key, deadline if deadline is not None else keep)
+    return reply
+
+
+_SET_EXPIRY = {b"EX": 1.0, b"PX": 0.001, b"EXAT": 1.0, b"PXAT": 0.001}
+
+
+def _setOptions(ks: Keyspace, rest: list[bytes], command: str,
+                allowed: tuple[str, ...] = ("NX", "XX", "GET", "KEEPTTL")
+                ) -> tuple[set[str], float | None, bytes | None]:
+    """SET's and GETEX's options: the flags, the deadline (on ``ks.clock``) or None,
+    and the error reply if they do not parse."""
+    flags: set[str] = set()
+    deadline: float | None = None
+    timed = b""  # the expiry option given (Redis lets one repeat, not two differ)
+    i = 0
+    while i < len(rest):
+        option = rest[i].upper()
+        name = option.decode(errors="replace")
+        if option in _SET_EXPIRY and i + 1 < len(rest) and timed in (b"", option) \
+                and "KEEPTTL" not in flags and "PERSIST" not in flags:
+            n = _int(rest[i + 1])
             if n is None:
-                return NOT_INTEGER
+                return flags, None, NOT_INTEGER
             if n <= 0:
-                return resp.error("ERR invalid expire time in 'set' command")
-            ttl = n if option == b"EX" else n / 1000
-            i += 2
-        elif option == b"NX":
-            nx, i = True, i + 1
-        elif option == b"XX":
-            xx, i = True, i + 1
+                return flags, None, resp.error(f"ERR invalid expire time in '{command}' "
+                                               f"command")
+            seconds = n * _SET_EXPIRY[option]
+            deadline = ks.clock() + (seconds - time.time() if option.endswith(b"AT")
+                                     else seconds)
+            timed, i = option, i + 2
+        elif name in allowed and not (name in ("KEEPTTL", "PERSIST") and timed):
+            flags.add(name)
+            i += 1
         else:
-            return SYNTAX
-    if nx and xx:
-        return SYNTAX
-    if nx or xx:
-        exists = ks.exists(key)
-        if (nx and exists) or (xx and not exists):
-            return resp.NIL
-    ks.set(key, value, ttl)
-    return resp.OK
+            return flags, None, SYNTAX
+    if {"NX", "XX"} <= flags:
+        return flags, None, SYNTAX
+    return flags, deadline, None
 
 
 def getset(ks: Keyspace, args: list[bytes]) -> bytes:
@@ -107,20 +131,133 @@ def strlen(ks: Keyspace, args: list[bytes]) -> bytes:
     return resp.integer(len(ks.get(args[1]) or b""))
 
 
-def _expireCommand(scale: float) -> Callable[[Keyspace, list[bytes]], bytes]:
+def _expireCommand(scale: float, absolute: bool) -> Callable[[Keyspace, list[bytes]], bytes]:
+    """EXPIRE/PEXPIRE (``absolute``: EXPIREAT/PEXPIREAT) key n [NX|XX|GT|LT]."""
     def command(ks: Keyspace, args: list[bytes]) -> bytes:
         n = _int(args[2])
         if n is None:
             return NOT_INTEGER
-        if not ks.exists(args[1]):
+        flags = {a.upper() for a in args[3:]}
+        if len(flags) != len(args) - 3 or not flags <= {b"NX", b"XX", b"GT", b"LT"}:
+            return resp.error(f"ERR Unsupported option {args[-1].decode(errors='replace')}")
+        if b"NX" in flags and len(flags) > 1:
+            return resp.error("ERR NX and XX, GT or LT options at the same time are not "
+                              "compatible")
+        if {b"GT", b"LT"} <= flags:
+            return resp.error("ERR GT and LT options at the same time are not compatible")
+        key = args[1]
+        if not ks.exists(key):
             return resp.ZERO
-        if n <= 0:
-            ks.delete(args[1])
+        seconds = n * scale
+        deadline = ks.clock() + (seconds - time.time() if absolute else seconds)
+        current = ks.expires.get(key)  # None: never expires
+        if (b"NX" in flags and current is not None) or (b"XX" in flags and current is None) \
+                or (b"GT" in flags and (current is None or deadline <= current)) \
+                or (b"LT" in flags and current is not None and deadline >= current):
+            return resp.ZERO
+        if deadline <= ks.clock():
+            ks.delete(key)
         else:
-            ks.expireAt(args[1], ks.clock() + n * scale)
+            ks.expireAt(key, deadline)
         return resp.ONE
 
     return command
+
+
+def _expireTime(scale: int) -> Callable[[Keyspace, list[bytes]], bytes]:
+    """EXPIRETIME/PEXPIRETIME: the key's deadline as Unix time (-1 none, -2 no key)."""
+    def command(ks: Keyspace, args: list[bytes]) -> bytes:
+        if not ks.exists(args[1]):
+            return resp.integer(-2)
+        left = ks.ttl(args[1])
+        return resp.integer(-1 if left is None else int((time.time() + left) * scale))
+
+    return command
+
+
+def setnx(ks: Keyspace, args: list[bytes]) -> bytes:
+    if ks.exists(args[1]):
+        return resp.ZERO
+    ks.set(args[1], args[2])
+    return resp.ONE
+
+
+def _setexCommand(scale: float, name: str) -> Callable[[Keyspace, list[bytes]], bytes]:
+    def command(ks: Keyspace, args: list[bytes]) -> bytes:
+        n = _int(args[2])
+        if n is None:
+            return NOT_INTEGER
+        if n <= 0:
+            return resp.error(f"ERR invalid expire time in '{name}' command")
+        ks.set(args[1], args[3], n * scale)
+        return resp.OK
+
+    return command
+
+
+def getdel(ks: Keyspace, args: list[bytes]) -> bytes:
+    value = ks.get(args[1])
+    if value is not None:
+        ks.delete(args[1])
+    return resp.bulk(value)
+
+
+def getex(ks: Keyspace, args: list[bytes]) -> bytes:
+    """GETEX key [EX s|PX ms|EXAT t|PXAT ms|PERSIST]."""
+    flags, deadline, why = _setOptions(ks, args[2:], "getex", ("PERSIST",))
+    if why is not None:
+        return why
+    value = ks.get(args[1])
+    if value is not None:
+        if deadline is not None:
+            ks.expireAt(args[1], deadline)
+        elif "PERSIST" in flags:
+            ks.persist(args[1])
+    return resp.bulk(value)
+
+
+def getrange(ks: Keyspace, args: list[bytes]) -> bytes:
+    start, end = _int(args[2]), _int(args[3])
+    if start is None or end is None:
+        return NOT_INTEGER
+    value = ks.get(args[1]) or b""
+    size = len(value)
+    if start < 0 and end < 0 and start > end:
+        return resp.bulk(b"")
+    start = max(0, size + start if start < 0 else start)
+    end = max(0, size + end if end < 0 else end)
+    end = min(end, size - 1)
+    return resp.bulk(b"" if start > end or size == 0 else value[start:end + 1])
+
+
+MAX_STRING = 512 << 20  # Redis's proto-max-bulk-len default: the largest SETRANGE result
+
+
+def setrange(ks: Keyspace, args: list[bytes]) -> bytes:
+    offset = _int(args[2])
+    if offset is None:
+        return NOT_INTEGER
+    if offset < 0:
+        return resp.error("ERR offset is out of range")
+    key, piece = args[1], args[3]
+    old = ks.get(key)
+    if not piece:
+        return resp.integer(len(old or b""))
+    if offset + len(piece) > MAX_STRING:
+        return resp.error("ERR string exceeds maximum allowed size (proto-max-bulk-len)")
+    value = old or b""
+    if len(value) < offset:
+        value += b"\x00" * (offset - len(value))
+    new = value[:offset] + piece + value[offset + len(piece):]
+    deadline = ks.expires.get(key) if old is not None else None
+    ks.set(key, new)
+    if deadline is not None:
+        ks.expireAt(key, deadline)
+    return resp.integer(len(new))
+
+
+def type_(ks: Keyspace, args: list[bytes]) -> bytes:
+    return b"+string\r\n" if ks.exists(args[1]) else b"+none\r\n"
 
 
 def _ttlCommand(scale: int) -> Callable[[Keyspace, list[bytes]], bytes]:
@@ -148,8 +285,20 @@ SINGLE_KEY: dict[bytes, tuple[Callable[[Keyspace, list[bytes]], bytes], int]] = 
     b"DECRBY": (_incrCommand(-1, True), 3),
     b"APPEND": (append, 3),
     b"STRLEN": (strlen, 2),
-    b"EXPIRE": (_expireCommand(1.0), 3),
-    b"PEXPIRE": (_expireCommand(0.001), 3),
+    b"EXPIRE": (_expireCommand(1.0, False), -3),
+    b"PEXPIRE": (_expireCommand(0.001, False), -3),
+    b"EXPIREAT": (_expireCommand(1.0, True), -3),
+    b"PEXPIREAT": (_expireCommand(0.001, True), -3),
+    b"EXPIRETIME": (_expireTime(1), 2),
+    b"PEXPIRETIME": (_expireTime(1000), 2),
+    b"SETNX": (setnx, 3),
+    b"SETEX": (_setexCommand(1.0, "setex"), 4),
+    b"PSETEX": (_setexCommand(0.001, "psetex"), 4),
+    b"GETDEL": (getdel, 2),
+    b"GETEX": (getex, -2),
+    b"GETRANGE": (getrange, 4),
+    b"SETRANGE": (setrange, 4),
+    b"TYPE": (type_, 2),
     b"TTL": (_ttlCommand(1), 2),
     b"PTTL": (_ttlCommand(1000), 2),
     b"PERSIST": (persist, 2),
