@@ -54,6 +54,10 @@ def script(now: int) -> list[list[str]]:
         ["PEXPIREAT", "r", much], ["PEXPIRETIME", "r"], ["EXPIRETIME", "missing"],
         ["SET", "u", "1"], ["EXPIRETIME", "u"], ["EXPIREAT", "u", "1"], ["EXISTS", "u"],
         ["PEXPIRE", "r", "5000", "LT"], ["PTTL", "r"],
+        *[["SET", f"k{i}", "v"] for i in range(10)],
+        ["TOUCH", *[f"k{i}" for i in range(12)]], ["UNLINK", "k0", "k1", "k0", "nokey"],
+        ["EXISTS", "k0", "k1", "k2"], ["MULTI"], ["UNLINK", "k2"], ["TOUCH", "k3"],
+        ["EXEC"],
     ]
 
 
@@ -86,8 +90,18 @@ def test_string_and_expiry_commands_answer_as_redis(run_cluster, oracle, workers
     commands = script(int(time.time()))
     ours, theirs = replies(c.port, commands), replies(oracle, commands)
     for command, mine, reference in zip(commands, ours, theirs, strict=True):
+        if command[0] == "MULTI" and workers > 1:
+            break  # (a transaction over several slots: CROSSSLOT here, as Redis Cluster)
         slack = TIMED.get(command[0])
         if slack and isinstance(reference, int) and reference >= 0:
             assert isinstance(mine, int) and abs(mine - reference) <= slack, command
         else:
             assert mine == reference, command
+
+
+def test_time_is_the_unix_time(run_cluster):
+    c = run_cluster(None, workers=1)
+    r = redis.Redis(port=c.port, socket_timeout=10)
+    seconds, micros = r.time()
+    assert abs(seconds + micros / 1e6 - time.time()) < 2 and 0 <= micros < 1_000_000
+    r.close()

@@ -24,6 +24,8 @@ TABLE: dict[bytes, tuple[int, str, int, int, int]] = {
     b"setrange": (4, WRITE, 1, 1, 1), b"type": (2, READ, 1, 1, 1),
     b"mget": (-2, READ, 1, -1, 1), b"mset": (-3, WRITE, 1, -1, 2),
     b"del": (-2, WRITE, 1, -1, 1), b"exists": (-2, READ, 1, -1, 1),
+    b"unlink": (-2, WRITE, 1, -1, 1), b"touch": (-2, READ, 1, -1, 1),
+    b"time": (1, KEYLESS, 0, 0, 0),
     b"watch": (-2, KEYLESS, 1, -1, 1), b"ping": (-1, KEYLESS, 0, 0, 0),
     b"echo": (2, KEYLESS, 0, 0, 0), b"select": (2, KEYLESS, 0, 0, 0),
     b"quit": (-1, KEYLESS, 0, 0, 0), b"client": (-2, KEYLESS, 0, 0, 0),

@@ -713,6 +713,9 @@ class RespStore(Protocol):
                 lambda _: None)  # a lost owner forgot them anyway
         self.watching, self.watchWhere = [], None
 
+    def time(self, args: list[bytes]) -> bytes:
+        return transactions.timeReply()
+
     def ping(self, args: list[bytes]) -> bytes:
         return resp.PONG if len(args) == 1 else resp.bulk(args[1])
 
@@ -851,6 +854,8 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"HELLO": (RespStore.hello, -1),
     b"MGET": (RespStore.mget, -2), b"MSET": (RespStore.mset, -3),
     b"DEL": (RespStore.delete, -2), b"EXISTS": (RespStore.exists, -2),
+    b"UNLINK": (RespStore.delete, -2), b"TOUCH": (RespStore.exists, -2),
+    b"TIME": (RespStore.time, 1),
     b"DBSIZE": (RespStore.dbsize, 1), b"FLUSHALL": (RespStore.flushall, -1),
     b"MULTI": (RespStore.multiCommand, 1), b"EXEC": (RespStore.execCommand, 1),
     b"DISCARD": (RespStore.discard, 1), b"WATCH": (RespStore.watch, -2),

@@ -8,6 +8,7 @@ one worker; the server answers ``-CROSSSLOT`` otherwise and routes the rest.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from cluster.store import commands, resp
@@ -15,7 +16,8 @@ from cluster.store.keyspace import Keyspace
 
 _SINGLE = commands.SINGLE_KEY
 # multi-key and keyless commands a transaction may hold: name -> arity (as SINGLE_KEY's)
-_OTHERS = {b"MGET": -2, b"MSET": -3, b"DEL": -2, b"EXISTS": -2, b"PING": -1, b"ECHO": 2}
+_OTHERS = {b"MGET": -2, b"MSET": -3, b"DEL": -2, b"EXISTS": -2, b"UNLINK": -2,
+           b"TOUCH": -2, b"PING": -1, b"ECHO": 2, b"TIME": 1}
 _TRANSACTION = {b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"UNWATCH"}
 EXECABORT = resp.error("EXECABORT Transaction discarded because of previous errors.")
 CROSSSLOT = resp.error("CROSSSLOT Keys in request don't hash to the same slot (a "
@@ -49,7 +51,7 @@ def keysOf(args: list[bytes]) -> list[bytes]:
         return [args[1]]
     if name == b"MSET":
         return args[1::2]
-    if name in (b"MGET", b"DEL", b"EXISTS"):
+    if name in (b"MGET", b"DEL", b"EXISTS", b"UNLINK", b"TOUCH"):
         return args[1:]
     return []
 
@@ -78,15 +80,23 @@ def _execute(ks: Keyspace, args: list[bytes], nil: bytes) -> bytes:
         if name == b"MSET":
             commands.mset(ks, args[1:])
             return resp.OK
-        if name == b"DEL":
+        if name in (b"DEL", b"UNLINK"):
             return resp.integer(commands.delete(ks, args[1:]))
-        if name == b"EXISTS":
+        if name in (b"EXISTS", b"TOUCH"):
             return resp.integer(commands.exists(ks, args[1:]))
+        if name == b"TIME":
+            return timeReply()
         if name == b"PING":
             return resp.PONG if len(args) == 1 else resp.bulk(args[1])
         return resp.bulk(args[1])  # ECHO
     except Exception as e:  # a value no command expects: that command fails, not EXEC
         return resp.error(f"ERR {type(e).__name__} running {args[0]!r}")
+
+
+def timeReply() -> bytes:
+    """TIME: the Unix time, seconds and microseconds, as two bulk strings."""
+    seconds, micros = divmod(time.time_ns() // 1000, 1_000_000)
+    return resp.array([resp.bulk(b"%d" % seconds), resp.bulk(b"%d" % micros)])
 
 
 def checked(requests: Any, watched: Any, nil: Any) -> None:
