@@ -32,6 +32,7 @@ TABLE: dict[bytes, tuple[int, str, int, int, int]] = {
     b"command": (-1, KEYLESS, 0, 0, 0), b"config": (-2, KEYLESS, 0, 0, 0),
     b"info": (-1, KEYLESS, 0, 0, 0), b"hello": (-1, KEYLESS, 0, 0, 0),
     b"dbsize": (1, READ, 0, 0, 0), b"flushall": (-1, WRITE, 0, 0, 0),
+    b"flushdb": (-1, WRITE, 0, 0, 0),
     b"multi": (1, KEYLESS, 0, 0, 0), b"exec": (1, KEYLESS, 0, 0, 0),
     b"discard": (1, KEYLESS, 0, 0, 0), b"unwatch": (1, KEYLESS, 0, 0, 0),
     b"cluster": (-2, KEYLESS, 0, 0, 0), b"readonly": (1, KEYLESS, 0, 0, 0),

@@ -512,7 +512,7 @@ class RespStore(Protocol):
         _byName[name] += 1
         if isinstance(answer, Deferred):
             # (after FLUSHALL, a version no routes have: what follows waits for it)
-            self.sentVersion = -1 if name == b"FLUSHALL" else node.routeVersion
+            self.sentVersion = -1 if name in _FLUSHES else node.routeVersion
         self.reply(answer)
         return True
 
@@ -581,8 +581,11 @@ class RespStore(Protocol):
             lambda sizes: resp.integer(sum(sizes.values())))
 
     def flushall(self, args: list[bytes]) -> Any:
-        # every worker process, those taking over a moving shard too: each flushes once
-        # no shard moves in or out of it, so nothing written before survives
+        """FLUSHALL and FLUSHDB [ASYNC|SYNC] (one database here): every worker process,
+        those taking over a moving shard too, flushes once no shard moves in or out of
+        it, so nothing written before survives; it answers once all have."""
+        if len(args) > 2 or (len(args) == 2 and args[1].upper() not in (b"ASYNC", b"SYNC")):
+            return resp.error("ERR syntax error")
         node = self.node
         return gatherFirst([node.callPeer(peer, "store.flushall", (), {})
                             for peer in node.workerIncarnations()]).addCallback(
@@ -857,12 +860,14 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"UNLINK": (RespStore.delete, -2), b"TOUCH": (RespStore.exists, -2),
     b"TIME": (RespStore.time, 1),
     b"DBSIZE": (RespStore.dbsize, 1), b"FLUSHALL": (RespStore.flushall, -1),
+    b"FLUSHDB": (RespStore.flushall, -1),
     b"MULTI": (RespStore.multiCommand, 1), b"EXEC": (RespStore.execCommand, 1),
     b"DISCARD": (RespStore.discard, 1), b"WATCH": (RespStore.watch, -2),
     b"UNWATCH": (RespStore.unwatchCommand, 1), b"CLUSTER": (RespStore.clusterCommand, -2),
     b"READONLY": (RespStore.okay, 1), b"READWRITE": (RespStore.okay, 1),
     b"ASKING": (RespStore.okay, 1),
 }
+_FLUSHES = frozenset({b"FLUSHALL", b"FLUSHDB"})  # what follows one waits for it
 # what runs at once inside MULTI (with Redis's answers), rather than being queued
 _NOT_QUEUED = frozenset({b"EXEC", b"DISCARD", b"MULTI", b"WATCH", b"QUIT"})
 
