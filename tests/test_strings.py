@@ -59,6 +59,13 @@ def script(now: int) -> list[list[str]]:
         ["EXISTS", "k0", "k1", "k2"], ["MULTI"], ["UNLINK", "k2"], ["TOUCH", "k3"],
         ["EXEC"], ["FLUSHDB", "NOW"], ["FLUSHALL", "ASYNC", "SYNC"], ["FLUSHDB", "SYNC"],
         ["EXISTS", "k4"], ["SET", "k4", "v"], ["FLUSHDB"], ["GET", "k4"],
+        ["SET", "{r}a", "1", "EX", "100"], ["RENAME", "{r}a", "{r}b"], ["GET", "{r}b"],
+        ["TTL", "{r}b"], ["EXISTS", "{r}a"], ["RENAME", "{r}a", "{r}b"],
+        ["SET", "{r}c", "3"], ["RENAMENX", "{r}b", "{r}c"], ["RENAMENX", "{r}b", "{r}d"],
+        ["RENAME", "{r}d", "{r}d"], ["RENAMENX", "{r}d", "{r}d"], ["GET", "{r}d"],
+        ["MSETNX", "{m}1", "a", "{m}2", "b"], ["MSETNX", "{m}2", "x", "{m}3", "y"],
+        ["MGET", "{m}1", "{m}2", "{m}3"], ["MSETNX", "{m}4"], ["MSETNX", "{m}4", "1", "{m}5"],
+        ["MULTI"], ["RENAME", "{m}1", "{m}9"], ["MSETNX", "{m}7", "z"], ["EXEC"],
     ]
 
 

@@ -177,6 +177,11 @@ def test_keys_on_two_workers_answer_crossslot_and_run_nothing(two):
     assert r.exists(k0, k1) == 0
     with pytest.raises(redis.ResponseError, match="hash to the same slot"):
         r.execute_command("WATCH", k0, k1)
+    r.set(k0, "v")
+    for command in (["RENAME", k0, k1], ["RENAMENX", k0, k1], ["MSETNX", k0, "1", k1, "2"]):
+        with pytest.raises(redis.ResponseError, match="hash to the same slot"):
+            r.execute_command(*command)
+    assert r.get(k0) == b"v" and r.exists(k1) == 0
     r.close()
 
 

@@ -716,6 +716,29 @@ class RespStore(Protocol):
                 lambda _: None)  # a lost owner forgot them anyway
         self.watching, self.watchWhere = [], None
 
+    def atomic(self, args: list[bytes]) -> Any:
+        """RENAME, RENAMENX, MSETNX: commands over several keys that must apply at once,
+        so their keys must be on one worker (else -CROSSSLOT); run as a transaction of
+        one command there."""
+        if args[0].upper() == b"MSETNX" and len(args) % 2 == 0:
+            return _wrongArity(args[0])
+        keys = transactions.keysOf(args)
+        redirect = self._redirect(keys)
+        if redirect is not None:
+            return redirect
+        plan = _plan(keys)
+        if plan is None:
+            return None
+        if len(plan) > 1:
+            return transactions.CROSSSLOT
+        where = next(iter(plan))
+        if where is HERE:
+            return transactions.run(keyspace, [args], [], self.nil)[0]
+        stats["remote"] += 1
+        return self.node.callPeer(where, "store.transaction", ([args], [], self.nil),
+                                  {}).addCallback(
+            lambda replies: replies[0] if type(replies) is list else replies)
+
     def time(self, args: list[bytes]) -> bytes:
         return transactions.timeReply()
 
@@ -858,7 +881,8 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"MGET": (RespStore.mget, -2), b"MSET": (RespStore.mset, -3),
     b"DEL": (RespStore.delete, -2), b"EXISTS": (RespStore.exists, -2),
     b"UNLINK": (RespStore.delete, -2), b"TOUCH": (RespStore.exists, -2),
-    b"TIME": (RespStore.time, 1),
+    b"TIME": (RespStore.time, 1), b"RENAME": (RespStore.atomic, 3),
+    b"RENAMENX": (RespStore.atomic, 3), b"MSETNX": (RespStore.atomic, -3),
     b"DBSIZE": (RespStore.dbsize, 1), b"FLUSHALL": (RespStore.flushall, -1),
     b"FLUSHDB": (RespStore.flushall, -1),
     b"MULTI": (RespStore.multiCommand, 1), b"EXEC": (RespStore.execCommand, 1),

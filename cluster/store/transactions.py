@@ -17,13 +17,15 @@ from cluster.store.keyspace import Keyspace
 _SINGLE = commands.SINGLE_KEY
 # multi-key and keyless commands a transaction may hold: name -> arity (as SINGLE_KEY's)
 _OTHERS = {b"MGET": -2, b"MSET": -3, b"DEL": -2, b"EXISTS": -2, b"UNLINK": -2,
-           b"TOUCH": -2, b"PING": -1, b"ECHO": 2, b"TIME": 1}
+           b"TOUCH": -2, b"PING": -1, b"ECHO": 2, b"TIME": 1, b"RENAME": 3, b"RENAMENX": 3,
+           b"MSETNX": -3}
 _TRANSACTION = {b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"UNWATCH"}
 EXECABORT = resp.error("EXECABORT Transaction discarded because of previous errors.")
 CROSSSLOT = resp.error("CROSSSLOT Keys in request don't hash to the same slot (a "
                        "transaction's keys, and the keys it watches, must be served by "
                        "one worker)")
 QUEUED = b"+QUEUED\r\n"
+_PAIRS = (b"MSET", b"MSETNX")  # key value key value ...
 
 
 def refusal(args: list[bytes], known: bool) -> bytes | None:
@@ -38,7 +40,7 @@ def refusal(args: list[bytes], known: bool) -> bytes | None:
                               f"transaction on this store")
         return resp.error(f"ERR unknown command '{args[0].decode(errors='replace')}'")
     n = len(args)
-    if (n != arity if arity > 0 else n < -arity) or (name == b"MSET" and n % 2 == 0):
+    if (n != arity if arity > 0 else n < -arity) or (name in _PAIRS and n % 2 == 0):
         return resp.error(f"ERR wrong number of arguments for "
                           f"'{args[0].decode(errors='replace').lower()}' command")
     return None
@@ -49,8 +51,10 @@ def keysOf(args: list[bytes]) -> list[bytes]:
     name = args[0].upper()
     if name in _SINGLE:
         return [args[1]]
-    if name == b"MSET":
+    if name in _PAIRS:
         return args[1::2]
+    if name in (b"RENAME", b"RENAMENX"):
+        return args[1:3]
     if name in (b"MGET", b"DEL", b"EXISTS", b"UNLINK", b"TOUCH"):
         return args[1:]
     return []
@@ -86,11 +90,34 @@ def _execute(ks: Keyspace, args: list[bytes], nil: bytes) -> bytes:
             return resp.integer(commands.exists(ks, args[1:]))
         if name == b"TIME":
             return timeReply()
+        if name in (b"RENAME", b"RENAMENX"):
+            return _rename(ks, args[1], args[2], name == b"RENAMENX")
+        if name == b"MSETNX":
+            if any(ks.exists(k) for k in args[1::2]):
+                return resp.ZERO
+            commands.mset(ks, args[1:])
+            return resp.ONE
         if name == b"PING":
             return resp.PONG if len(args) == 1 else resp.bulk(args[1])
         return resp.bulk(args[1])  # ECHO
     except Exception as e:  # a value no command expects: that command fails, not EXEC
         return resp.error(f"ERR {type(e).__name__} running {args[0]!r}")
+
+
+def _rename(ks: Keyspace, source: bytes, dest: bytes, onlyNew: bool) -> bytes:
+    """RENAME / RENAMENX: the value and its time to live move to the new name."""
+    value = ks.get(source)
+    if value is None:
+        return resp.error("ERR no such key")
+    if onlyNew and ks.exists(dest):
+        return resp.ZERO
+    if source != dest:
+        deadline = ks.expires.get(source)
+        ks.delete(source)
+        ks.set(dest, value)
+        if deadline is not None:
+            ks.expireAt(dest, deadline)
+    return resp.ONE if onlyNew else resp.OK
 
 
 def timeReply() -> bytes:
