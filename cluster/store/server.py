@@ -531,18 +531,21 @@ class RespStore(Protocol):
             return None
         return self._moved(slot, where)
 
+    def _route(self, keys: list[bytes]) -> Any:
+        """Where ``keys`` are served (``_plan``), or the error to answer on a worker's
+        own port (``_redirect``), or None while one of their slots moves."""
+        redirect = self._redirect(keys)
+        return redirect if redirect is not None else _plan(keys)
+
     def _moved(self, slot: int, where: Any) -> bytes:
         here = self.transport.getHost()
         return clustercmd.moved(slot, here.host, self.node.workerPorts, where.node)
 
     def mget(self, args: list[bytes]) -> Any:
         keys = args[1:]
-        redirect = self._redirect(keys)
-        if redirect is not None:
-            return redirect
-        plan = _plan(keys)
-        if plan is None:
-            return None
+        plan = self._route(keys)
+        if type(plan) is not dict:
+            return plan  # an error to answer, or None: wait for a move to end
         values = _mgetPlan(keys)(plan)
         encode = lambda values: resp.bulks(values, self.nil)  # noqa: E731
         return values.addCallback(encode) if isinstance(values, Deferred) else encode(values)
@@ -551,12 +554,9 @@ class RespStore(Protocol):
         if len(args) % 2 == 0:
             return _wrongArity(args[0])
         pairs = args[1:]
-        redirect = self._redirect(pairs[::2])
-        if redirect is not None:
-            return redirect
-        plan = _plan(pairs[::2])
-        if plan is None:
-            return None
+        plan = self._route(pairs[::2])
+        if type(plan) is not dict:
+            return plan
         done = _msetPlan(pairs)(plan)
         return done.addCallback(lambda _: resp.OK) if isinstance(done, Deferred) else resp.OK
 
@@ -567,12 +567,9 @@ class RespStore(Protocol):
         return self._count(args[1:], commands.exists, "store.exists")
 
     def _count(self, keys: list[bytes], local: Any, method: str) -> Any:
-        redirect = self._redirect(keys)
-        if redirect is not None:
-            return redirect
-        plan = _plan(keys)
-        if plan is None:
-            return None
+        plan = self._route(keys)
+        if type(plan) is not dict:
+            return plan  # an error to answer, or None: wait for a move to end
         n = _countPlan(keys, local, method)(plan)
         return n.addCallback(resp.integer) if isinstance(n, Deferred) else resp.integer(n)
 
@@ -672,12 +669,9 @@ class RespStore(Protocol):
         if self.watchPending is not None:
             return None  # the last WATCH's versions first
         keys = args[1:]
-        redirect = self._redirect(keys)
-        if redirect is not None:
-            return redirect
-        plan = _plan(keys)
-        if plan is None:
-            return None
+        plan = self._route(keys)
+        if type(plan) is not dict:
+            return plan  # an error to answer, or None: wait for a move to end
         places = set(plan) | ({self.watchWhere} if self.watching else set())
         if len(places) > 1:
             return transactions.CROSSSLOT
@@ -723,12 +717,9 @@ class RespStore(Protocol):
         if args[0].upper() == b"MSETNX" and len(args) % 2 == 0:
             return _wrongArity(args[0])
         keys = transactions.keysOf(args)
-        redirect = self._redirect(keys)
-        if redirect is not None:
-            return redirect
-        plan = _plan(keys)
-        if plan is None:
-            return None
+        plan = self._route(keys)
+        if type(plan) is not dict:
+            return plan  # an error to answer, or None: wait for a move to end
         if len(plan) > 1:
             return transactions.CROSSSLOT
         where = next(iter(plan))
