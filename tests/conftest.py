@@ -78,3 +78,18 @@ def certs(tmp_path_factory):
     from tests.certs import makeCertificates
 
     return makeCertificates(str(tmp_path_factory.mktemp("certs")))
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    """A real redis-server (tests.redisoracle), the reference for the store's replies."""
+    from tests.redisoracle import redis_server
+
+    with redis_server() as port:
+        yield port
+
+
+@pytest.fixture(scope="module")
+def stores(run_cluster_module):
+    """The default store on one worker and on two (keys then split between them)."""
+    return {1: run_cluster_module(None, workers=1), 2: run_cluster_module(None, workers=2)}

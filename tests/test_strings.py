@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from tests.redisoracle import redis_server
+from tests.redisoracle import replies
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -67,29 +67,6 @@ def script(now: int) -> list[list[str]]:
         ["MGET", "{m}1", "{m}2", "{m}3"], ["MSETNX", "{m}4"], ["MSETNX", "{m}4", "1", "{m}5"],
         ["MULTI"], ["RENAME", "{m}1", "{m}9"], ["MSETNX", "{m}7", "z"], ["EXEC"],
     ]
-
-
-def replies(port: int, commands: list[list[str]]) -> list:
-    conn = redis.Connection(port=port, protocol=2, socket_timeout=10)
-    out = []
-    try:
-        conn.send_command("FLUSHALL")
-        conn.read_response()
-        for command in commands:
-            conn.send_command(*command)
-            try:
-                out.append(conn.read_response())
-            except redis.ResponseError as e:
-                out.append(("ERR", str(e).split(".")[0]))
-    finally:
-        conn.disconnect()
-    return out
-
-
-@pytest.fixture(scope="module")
-def oracle():
-    with redis_server() as port:
-        yield port
 
 
 @pytest.mark.parametrize("workers", [1, 2])

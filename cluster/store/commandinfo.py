@@ -4,7 +4,7 @@ first key, last key, key step), so that clients which find a command's keys this
 
 from __future__ import annotations
 
-from cluster.store import resp
+from cluster.store import commands, resp
 
 READ, WRITE, KEYLESS = "readonly", "write", ""
 # name -> (arity, kind, first key, last key, step), as Redis 7 reports them
@@ -39,6 +39,11 @@ TABLE: dict[bytes, tuple[int, str, int, int, int]] = {
     b"cluster": (-2, KEYLESS, 0, 0, 0), b"readonly": (1, KEYLESS, 0, 0, 0),
     b"readwrite": (1, KEYLESS, 0, 0, 0), b"asking": (1, KEYLESS, 0, 0, 0),
 }
+# the data types' commands: a key at 1, or where their table says
+TABLE.update({name.lower(): (arity, READ if name in commands.READS else WRITE, 1, 1, 1)
+              for name, (_, arity) in commands.SINGLE_KEY.items() if name.lower() not in TABLE})
+TABLE.update({name.lower(): (entry[1], READ if name in commands.READS else WRITE, *entry[2:])
+              for name, entry in commands.MULTI_KEY.items() if name.lower() not in TABLE})
 
 
 def _info(name: bytes) -> bytes:

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
-from cluster.store import resp
-from cluster.store.keyspace import Keyspace
+from cluster.store import hashes, resp, typed
+from cluster.store.keyspace import Keyspace, WrongType
 
 NOT_INTEGER = resp.error("ERR value is not an integer or out of range")
 SYNTAX = resp.error("ERR syntax error")
@@ -28,9 +29,11 @@ BIG_VALUE = 1 << 20  # a value this large is answered in pieces, never copied in
 
 def get(ks: Keyspace, args: list[bytes]) -> bytes | list[bytes]:
     key = args[1]
-    value = ks.get(key) if key in ks.expires else ks.data.get(key)
+    value = ks.value(key) if key in ks.expires else ks.data.get(key)
     if value is None:
         return resp.NIL
+    if type(value) is not bytes:
+        raise WrongType(key)
     if len(value) < BIG_VALUE:
         return b"$%d\r\n%s\r\n" % (len(value), value)
     return [b"$%d\r\n" % len(value), value, b"\r\n"]  # written piece by piece
@@ -42,7 +45,7 @@ def set_(ks: Keyspace, args: list[bytes]) -> bytes:
     options, deadline, why = _setOptions(ks, args[3:], "set")
     if why is not None:
         return why
-    old = ks.get(key)
+    old = ks.get(key) if "GET" in options else ks.value(key)  # (GET: strings only)
     reply = resp.bulk(old) if "GET" in options else resp.OK
     if ("NX" in options and old is not None) or ("XX" in options and old is None):
         return reply if "GET" in options else resp.NIL
@@ -117,6 +120,17 @@ def _incrCommand(sign: int, withAmount: bool) -> Callable[[Keyspace, list[bytes]
         return incrby(ks, args[1], sign * amount)
 
     return command
+
+
+def incrbyfloat(ks: Keyspace, args: list[bytes]) -> bytes:
+    old = ks.get(args[1])
+    new = typed.addLongDouble(old or b"0", args[2])
+    if type(new) is tuple:
+        return resp.error("ERR increment would produce NaN or Infinity" if new[0] == "inf"
+                          else "ERR value is not a valid float")
+    ttl = ks.ttl(args[1]) if old is not None else None
+    ks.set(args[1], new, ttl)
+    return resp.bulk(new)
 
 
 def append(ks: Keyspace, args: list[bytes]) -> bytes:
@@ -257,7 +271,8 @@ def setrange(ks: Keyspace, args: list[bytes]) -> bytes:
 
 
 def type_(ks: Keyspace, args: list[bytes]) -> bytes:
-    return b"+string\r\n" if ks.exists(args[1]) else b"+none\r\n"
+    value = ks.value(args[1])
+    return b"+none\r\n" if value is None else resp.simple(typed.typeName(value))
 
 
 def _ttlCommand(scale: int) -> Callable[[Keyspace, list[bytes]], bytes]:
@@ -283,6 +298,7 @@ SINGLE_KEY: dict[bytes, tuple[Callable[[Keyspace, list[bytes]], bytes], int]] = 
     b"DECR": (_incrCommand(-1, False), 2),
     b"INCRBY": (_incrCommand(1, True), 3),
     b"DECRBY": (_incrCommand(-1, True), 3),
+    b"INCRBYFLOAT": (incrbyfloat, 3),
     b"APPEND": (append, 3),
     b"STRLEN": (strlen, 2),
     b"EXPIRE": (_expireCommand(1.0, False), -3),
@@ -305,14 +321,37 @@ SINGLE_KEY: dict[bytes, tuple[Callable[[Keyspace, list[bytes]], bytes], int]] = 
 }
 
 
-def execute(ks: Keyspace, args: list[bytes]) -> bytes:
-    """Run a single-key command here (the caller checked its name and arity)."""
-    entry = SINGLE_KEY.get(args[0]) or SINGLE_KEY[args[0].upper()]
-    return entry[0](ks, args)
+def rename(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
+    """RENAME / RENAMENX: the value, of any type, and its time to live move to the new
+    name."""
+    source, dest = args[1], args[2]
+    onlyNew = args[0].upper() == b"RENAMENX"
+    value = ks.value(source)
+    if value is None:
+        return resp.error("ERR no such key")
+    if onlyNew and ks.exists(dest):
+        return resp.ZERO
+    if source != dest:
+        deadline = ks.expires.get(source)
+        ks.delete(source)
+        ks.set(dest, value)
+        if deadline is not None:
+            ks.expireAt(dest, deadline)
+    return resp.ONE if onlyNew else resp.OK
+
+
+def msetnx(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
+    if len(args) % 2 == 0:
+        return resp.error("ERR wrong number of arguments for 'msetnx' command")
+    if any(ks.exists(k) for k in args[1::2]):
+        return resp.ZERO
+    mset(ks, args[1:])
+    return resp.ONE
 
 
 def mget(ks: Keyspace, keys: list[bytes]) -> list[bytes | None]:
-    return [ks.get(k) for k in keys]
+    """MGET: a key holding another type than a string reads as none, as in Redis."""
+    return [v if type(v := ks.value(k)) is bytes else None for k in keys]
 
 
 def mset(ks: Keyspace, pairs: list[bytes]) -> None:
@@ -326,3 +365,40 @@ def delete(ks: Keyspace, keys: list[bytes]) -> int:
 
 def exists(ks: Keyspace, keys: list[bytes]) -> int:
     return sum(ks.exists(k) for k in keys)
+
+
+# The data types' commands (cluster.store.hashes, ...): each takes (keyspace, request,
+# r3) where r3 says the client speaks RESP3; the RESP2 table calls them as they are.
+_TYPES = (hashes,)
+for _module in _TYPES:
+    SINGLE_KEY.update(_module.COMMANDS)
+# the table for RESP3 connections: the same commands, told so
+SINGLE_KEY3 = {**SINGLE_KEY, **{name: (partial(entry[0], r3=True), entry[1])
+                                 for module in _TYPES for name, entry in module.COMMANDS.items()}}
+
+# Commands over several keys that must apply at once (their keys on one worker, else
+# -CROSSSLOT): name -> (function(keyspace, request, r3), arity, first key, last key
+# (negative: from the end), key step)
+MULTI_KEY: dict[bytes, tuple[Callable[..., bytes], int, int, int, int]] = {
+    b"RENAME": (rename, 3, 1, 2, 1), b"RENAMENX": (rename, 3, 1, 2, 1),
+    b"MSETNX": (msetnx, -3, 1, -1, 2),
+}
+for _module in _TYPES:
+    MULTI_KEY.update(getattr(_module, "MULTI_KEY", {}))
+READS = frozenset({b"GET", b"STRLEN", b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME",
+                   b"GETRANGE", b"TYPE"}.union(*(m.READS for m in _TYPES)))
+
+
+def keysAt(args: list[bytes], first: int, last: int, step: int) -> list[bytes]:
+    """The keys of a request whose keys are at ``first``..``last`` every ``step``."""
+    end = len(args) + last if last < 0 else last
+    return args[first:end + 1:step]
+
+
+def execute(ks: Keyspace, args: list[bytes]) -> bytes:
+    """Run a single-key command here (the caller checked its name and arity)."""
+    entry = SINGLE_KEY.get(args[0]) or SINGLE_KEY[args[0].upper()]
+    try:
+        return entry[0](ks, args)
+    except WrongType:
+        return typed.WRONGTYPE

@@ -1,6 +1,7 @@
-"""The store's shard state for a handoff: a moving shard's keys, values and remaining
-time to live, exported in chunks on the old owner, imported on the new one, and forgotten
-where they no longer belong (see ``worker.shardmove``)."""
+"""The store's shard state for a handoff: a moving shard's keys, values (of every type,
+in ``typed.plain`` form) and remaining time to live, exported in chunks on the old
+owner, imported on the new one, and forgotten where they no longer belong
+(see ``worker.shardmove``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from cluster import rpc
+from cluster.store import typed
 from cluster.store.commands import BIG_VALUE
 from cluster.store.keyspace import Keyspace
 
@@ -27,12 +29,13 @@ def exportSlots(keyspace: Keyspace, slots: set[int],
     for key in keys:
         scanned += 1
         if slotOf(key) in slots:
-            value = keyspace.get(key)
+            value = keyspace.value(key)
             if value is not None:
                 left = keyspace.ttl(key)
-                chunk += (key, value, -1 if left is None else max(1, int(left * 1000)))
-                size += len(key) + len(value)
-                big = big or len(value) >= BIG_VALUE
+                chunk += (key, typed.plain(value),
+                          -1 if left is None else max(1, int(left * 1000)))
+                size += len(key) + typed.size(value)
+                big = big or typed.size(value) >= BIG_VALUE
         if size >= EXPORT_BYTES or scanned >= EXPORT_SCAN:
             yield rpc.Large(chunk) if big else chunk
             chunk, size, scanned, big = [], 0, 0, False
@@ -44,12 +47,14 @@ def importChunk(keyspace: Keyspace, chunk: Any) -> None:
     """Take a chunk another worker exported (checked first: a bad one changes nothing)."""
     if type(chunk) is not list or len(chunk) % 3:
         raise TypeError("a shard chunk is a list of key, value, ttl triples")
+    values = []
     for i in range(0, len(chunk), 3):
         key, value, ttl = chunk[i:i + 3]
-        if type(key) is not bytes or type(value) is not bytes or type(ttl) is not int:
-            raise TypeError("a shard chunk holds bytes keys and values and int ttls")
-    for i in range(0, len(chunk), 3):
-        key, value, ttl = chunk[i:i + 3]
+        if type(key) is not bytes or type(ttl) is not int:
+            raise TypeError("a shard chunk holds bytes keys, values and int ttls")
+        values.append(typed.fromPlain(value))
+    for i, value in zip(range(0, len(chunk), 3), values, strict=True):
+        key, ttl = chunk[i], chunk[i + 2]
         keyspace.set(key, value, None if ttl < 0 else ttl / 1000)
 
 

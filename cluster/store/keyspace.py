@@ -1,5 +1,9 @@
 """One worker's keys: values and expiry times, in memory.
 
+A value is ``bytes`` (a string) or one of the containers of ``cluster.store.typed`` (a
+hash, list, set or sorted set). ``get`` is for string commands: it raises WrongType for
+a key holding another type, which the server answers with Redis's ``-WRONGTYPE``.
+
 Expiry is lazy (a key past its time is deleted when touched) plus a sweep that the
 worker runs a few times a second: it pops due keys off a heap of deadlines for at most
 ``sweepBudget`` seconds per pass, so a million keys expiring at once cost many short
@@ -14,15 +18,20 @@ import itertools
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 # versions of watched keys (WATCH): unique across processes, so a version read from one
 # owner never matches one from another (a key whose shard moved counts as changed)
 _versions = itertools.count(random.getrandbits(48) << 12)
 
 
+class WrongType(Exception):
+    """A command for one type met a key holding another."""
+
+
 class Keyspace:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self.data: dict[bytes, bytes] = {}
+        self.data: dict[bytes, Any] = {}  # bytes, or a container (cluster.store.typed)
         self.expires: dict[bytes, float] = {}  # key -> deadline on ``clock``
         self.clock = clock
         self._heap: list[tuple[float, bytes]] = []
@@ -33,14 +42,24 @@ class Keyspace:
     # -- reading and writing ---------------------------------------------------------------
 
     def get(self, key: bytes) -> bytes | None:
+        """A string's value (None: no such key); WrongType for another type."""
+        if key in self.expires and self._expireIfDue(key):
+            return None
+        value = self.data.get(key)
+        if value is None or type(value) is bytes:
+            return value
+        raise WrongType(key)
+
+    def value(self, key: bytes) -> Any:
+        """The value of any type (None: no such key)."""
         if key in self.expires and self._expireIfDue(key):
             return None
         return self.data.get(key)
 
     def exists(self, key: bytes) -> bool:
-        return self.get(key) is not None
+        return self.value(key) is not None
 
-    def set(self, key: bytes, value: bytes, ttl: float | None = None) -> None:
+    def set(self, key: bytes, value: Any, ttl: float | None = None) -> None:
         if self.watched:
             self.touch(key)
         self.data[key] = value
@@ -108,7 +127,7 @@ class Keyspace:
             heapq.heapify(self._heap)
 
     def persist(self, key: bytes) -> bool:
-        if self.get(key) is None:
+        if self.value(key) is None:
             return False
         if self.expires.pop(key, None) is None:
             return False

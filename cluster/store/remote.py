@@ -14,39 +14,45 @@ from cluster import rpc
 from cluster.defer import Deferred, gatherFirst
 from cluster.failure import Failure
 from cluster.membership import FROZEN, HERE, NOBODY
-from cluster.store import clustercmd, commands, resp, server, transactions
+from cluster.store import clustercmd, commands, resp, server, transactions, typed
+from cluster.store.keyspace import WrongType
 
 
 @rpc.expose("store.execMany")
-def _execMany(requests: list[list[bytes]]) -> Any:
+def _execMany(requests: list[list[bytes]], resp3: list[int] = ()) -> Any:
     """Run single-key commands for other workers, in order; each reply is encoded RESP
-    (a big value's as its pieces, sent without being copied whole). A malformed request
-    gets an error reply of its own."""
-    if type(requests) is not list:
-        raise TypeError("store.execMany takes a list of requests")
+    (a big value's as its pieces, sent without being copied whole), RESP3 for the
+    requests at the positions ``resp3``. A malformed request gets an error reply of its
+    own."""
+    if type(requests) is not list or type(resp3) not in (list, tuple) \
+            or any(type(i) is not int for i in resp3):
+        raise TypeError("store.execMany takes a list of requests and a list of positions")
     out: list = [None] * len(requests)
     big = [0]  # bytes of big values among the replies: the RPC layer then sends them in
-    done = _runFrom(requests, out, 0, big)  # parts straight from the server.keyspace, uncopied
+    r3 = frozenset(resp3)  # parts straight from the server.keyspace, uncopied
+    done = _runFrom(requests, out, 0, big, r3)
     if isinstance(done, Deferred):
         return done.addCallback(lambda out: rpc.Large(out) if big[0] else out)
     return rpc.Large(out) if big[0] else out
 
 
-def _runFrom(requests: list, out: list, start: int, big: list) -> Any:
+def _runFrom(requests: list, out: list, start: int, big: list, r3: frozenset) -> Any:
     node = server._node()
     keyspace, crc16, keySlot = server.keyspace, server._crc16, server._keySlot
     route, slots = node.route, node.slots
     forwards: dict[Any, list[int]] = {}
-    single = server._SINGLE
+    single = single2 = server._SINGLE
     for i in range(start, len(requests)):
         args = requests[i]
+        if r3:
+            single = commands.SINGLE_KEY3 if i in r3 else single2
         # checked, cheaply: a list of bytes naming a known command with its arity
         entry = single.get(args[0]) if type(args) is list and len(args) > 1 else None
         n = len(args) if entry is not None else 0
         if (entry is None or (n != entry[1] if entry[1] > 0 else n < -entry[1])
                 or type(args[1]) is not bytes or (n > 2 and type(args[2]) is not bytes)
                 or (n > 3 and any(type(a) is not bytes for a in args[3:]))):
-            entry = _checkRequest(args)  # the slow path: lower case, or the error reply
+            entry = _checkRequest(args, single)  # the slow path: lower case, or the error
             if type(entry) is bytes:
                 out[i] = entry
                 continue
@@ -55,6 +61,9 @@ def _runFrom(requests: list, out: list, start: int, big: list) -> Any:
         if where is HERE:
             try:
                 answer = out[i] = entry[0](keyspace, args)
+            except WrongType:
+                out[i] = typed.WRONGTYPE
+                continue
             except Exception as e:  # a value no command expects: that request fails
                 out[i] = resp.error(f"ERR {type(e).__name__} running {args[0]!r}")
                 continue
@@ -63,19 +72,20 @@ def _runFrom(requests: list, out: list, start: int, big: list) -> Any:
                 if big[0] > server.MAX_BATCH_REPLY:  # one reply item must stay within its bound
                     out[i] = server._TOO_BIG
         elif where is FROZEN:  # this one and the rest wait for the move to end
-            pending = _forward(requests, out, forwards)
+            pending = _forward(requests, out, forwards, r3)
             pending.append(server._nextRoutes().addCallback(
-                lambda _, i=i: _runFrom(requests, out, i, big)))
+                lambda _, i=i: _runFrom(requests, out, i, big, r3)))
             return gatherFirst(pending).addCallback(lambda _: out)
         elif where is NOBODY:
             out[i] = resp.error(server._CLUSTERDOWN)
         else:
             forwards.setdefault(where, []).append(i)
-    pending = _forward(requests, out, forwards)
+    pending = _forward(requests, out, forwards, r3)
     return gatherFirst(pending).addCallback(lambda _: out) if pending else out
 
 
-def _forward(requests: list, out: list, forwards: dict[Any, list[int]]) -> list[Deferred]:
+def _forward(requests: list, out: list, forwards: dict[Any, list[int]],
+             r3: frozenset) -> list[Deferred]:
     """Pass requests on to the workers that serve their slots now (they moved)."""
     node = server._node()
     pending = []
@@ -88,20 +98,22 @@ def _forward(requests: list, out: list, forwards: dict[Any, list[int]]) -> list[
             for i in positions:
                 out[i] = server._remoteError(failure)
 
-        d = node.callPeer(peer, "store.execMany", ([requests[i] for i in positions],), {})
+        resp3 = [n for n, i in enumerate(positions) if i in r3]
+        d = node.callPeer(peer, "store.execMany", ([requests[i] for i in positions], resp3),
+                          {})
         pending.append(d.addCallbacks(fill, failed))
     forwards.clear()
     return pending
 
 
-def _checkRequest(args: Any) -> bytes | tuple:
+def _checkRequest(args: Any, table: dict) -> bytes | tuple:
     """The command's table entry, or the error reply for a malformed request."""
     if type(args) is not list or len(args) < 2:
         return resp.error("ERR malformed request")
     for arg in args:
         if type(arg) is not bytes:
             return resp.error("ERR malformed request: arguments must be bytes")
-    entry = server._SINGLE.get(args[0]) or server._SINGLE.get(args[0].upper())
+    entry = table.get(args[0]) or table.get(args[0].upper())
     if entry is None:
         return resp.error(f"ERR unknown command '{args[0].decode(errors='replace')}'")
     if not server._arity(len(args), entry[1]):

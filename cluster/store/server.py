@@ -45,8 +45,9 @@ from cluster.store import (
     resp,
     serverinfo,
     transactions,
+    typed,
 )
-from cluster.store.keyspace import Keyspace
+from cluster.store.keyspace import Keyspace, WrongType
 from cluster.task import LoopingCall
 
 SWEEP_INTERVAL = 0.1
@@ -235,6 +236,7 @@ class RespStore(Protocol):
         self.writesBlocked = False  # the client is not taking our replies
         self.readingPaused = False
         self.nil = resp.NIL  # RESP3's null once the client said HELLO 3
+        self.single = _SINGLE  # the single-key commands, as this protocol answers them
         self.multi: list[list[bytes]] | None = None  # commands queued since MULTI
         self.multiFailed = False  # one could not be queued: EXEC answers EXECABORT
         self.queuedBytes = 0
@@ -443,10 +445,10 @@ class RespStore(Protocol):
         if self.multi is not None and args[0].upper() not in _NOT_QUEUED:
             return self._queue(args)
         name = args[0]
-        single = _SINGLE.get(name)
+        single = self.single.get(name)
         if single is None:
             name = name.upper()
-            single = _SINGLE.get(name)
+            single = self.single.get(name)
         if single is not None:
             function, arity = single
             if len(args) != arity and (arity > 0 or len(args) < -arity):
@@ -465,7 +467,10 @@ class RespStore(Protocol):
                 return True
             _byName[name] += 1
             if where is HERE:
-                answer = function(keyspace, args)
+                try:
+                    answer = function(keyspace, args)
+                except WrongType:
+                    answer = typed.WRONGTYPE
                 if self.line:
                     self.reply(answer)
                 else:  # the common case, without reply()'s checks
@@ -711,11 +716,9 @@ class RespStore(Protocol):
         self.watching, self.watchWhere = [], None
 
     def atomic(self, args: list[bytes]) -> Any:
-        """RENAME, RENAMENX, MSETNX: commands over several keys that must apply at once,
-        so their keys must be on one worker (else -CROSSSLOT); run as a transaction of
-        one command there."""
-        if args[0].upper() == b"MSETNX" and len(args) % 2 == 0:
-            return _wrongArity(args[0])
+        """RENAME, SMOVE, LMOVE... (``commands.MULTI_KEY``): commands over several keys
+        that must apply at once, so their keys must be on one worker (else -CROSSSLOT);
+        run as a transaction of one command there."""
         keys = transactions.keysOf(args)
         plan = self._route(keys)
         if type(plan) is not dict:
@@ -769,6 +772,7 @@ class RespStore(Protocol):
         if version not in (b"2", b"3"):
             return resp.error("NOPROTO unsupported protocol version")
         self.nil = resp.NULL3 if version == b"3" else resp.NIL
+        self.single = commands.SINGLE_KEY3 if version == b"3" else _SINGLE
         fields = [(b"server", resp.bulk(b"redis")), (b"version", resp.bulk(b"7.0.0")),
                   (b"proto", resp.integer(int(version))), (b"id", resp.integer(id(self))),
                   (b"mode", resp.bulk(b"cluster-of-reactors")), (b"role", resp.bulk(b"master")),
@@ -801,7 +805,8 @@ class _Gathered:
     and the answers go back to each connection's waiting slots."""
 
     def __init__(self) -> None:
-        self.byOwner: dict[Any, tuple[list, list]] = {}  # peer -> (commands, (proto, slot))
+        # peer -> (commands, (proto, slot), positions of those from RESP3 connections)
+        self.byOwner: dict[Any, tuple[list, list, list]] = {}
         self.large: set = set()  # owners whose batch holds a big value
         self.scheduled = False
 
@@ -810,10 +815,12 @@ class _Gathered:
             self.large.add(owner)
         batch = self.byOwner.get(owner)
         if batch is None:
-            self.byOwner[owner] = ([args], [(proto, slot)])
+            batch = self.byOwner[owner] = ([args], [(proto, slot)], [])
         else:
             batch[0].append(args)
             batch[1].append((proto, slot))
+        if proto.nil is not _NIL:
+            batch[2].append(len(batch[0]) - 1)
         if not self.scheduled:
             self.scheduled = True
             _node().reactor.callLater(0, self.send)
@@ -823,10 +830,10 @@ class _Gathered:
         byOwner, self.byOwner = self.byOwner, {}
         large, self.large = self.large, set()
         node = _node()
-        for owner, (requests, waiting) in byOwner.items():
+        for owner, (requests, waiting, resp3) in byOwner.items():
             stats["remote"] += len(requests)
-            d = node.callPeer(owner, "store.execMany", (requests,), {},
-                              large=owner in large)
+            d = node.callPeer(owner, "store.execMany", (requests, resp3) if resp3 else
+                              (requests,), {}, large=owner in large)
             d.addCallbacks(_answered, _unanswered, callbackArgs=(waiting,),
                            errbackArgs=(waiting,))
         node.flushNow()  # this is the end of the iteration already
@@ -872,8 +879,7 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"MGET": (RespStore.mget, -2), b"MSET": (RespStore.mset, -3),
     b"DEL": (RespStore.delete, -2), b"EXISTS": (RespStore.exists, -2),
     b"UNLINK": (RespStore.delete, -2), b"TOUCH": (RespStore.exists, -2),
-    b"TIME": (RespStore.time, 1), b"RENAME": (RespStore.atomic, 3),
-    b"RENAMENX": (RespStore.atomic, 3), b"MSETNX": (RespStore.atomic, -3),
+    b"TIME": (RespStore.time, 1),
     b"DBSIZE": (RespStore.dbsize, 1), b"FLUSHALL": (RespStore.flushall, -1),
     b"FLUSHDB": (RespStore.flushall, -1),
     b"MULTI": (RespStore.multiCommand, 1), b"EXEC": (RespStore.execCommand, 1),
@@ -881,6 +887,7 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"UNWATCH": (RespStore.unwatchCommand, 1), b"CLUSTER": (RespStore.clusterCommand, -2),
     b"READONLY": (RespStore.okay, 1), b"READWRITE": (RespStore.okay, 1),
     b"ASKING": (RespStore.okay, 1),
+    **{name: (RespStore.atomic, entry[1]) for name, entry in commands.MULTI_KEY.items()},
 }
 _FLUSHES = frozenset({b"FLUSHALL", b"FLUSHDB"})  # what follows one waits for it
 # what runs at once inside MULTI (with Redis's answers), rather than being queued

@@ -11,14 +11,15 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from cluster.store import commands, resp
-from cluster.store.keyspace import Keyspace
+from cluster.store import commands, resp, typed
+from cluster.store.keyspace import Keyspace, WrongType
 
 _SINGLE = commands.SINGLE_KEY
-# multi-key and keyless commands a transaction may hold: name -> arity (as SINGLE_KEY's)
+_MULTI = commands.MULTI_KEY
+# the other commands a transaction may hold: name -> arity (as SINGLE_KEY's)
 _OTHERS = {b"MGET": -2, b"MSET": -3, b"DEL": -2, b"EXISTS": -2, b"UNLINK": -2,
-           b"TOUCH": -2, b"PING": -1, b"ECHO": 2, b"TIME": 1, b"RENAME": 3, b"RENAMENX": 3,
-           b"MSETNX": -3}
+           b"TOUCH": -2, b"PING": -1, b"ECHO": 2, b"TIME": 1,
+           **{name: entry[1] for name, entry in _MULTI.items()}}
 _TRANSACTION = {b"MULTI", b"EXEC", b"DISCARD", b"WATCH", b"UNWATCH"}
 EXECABORT = resp.error("EXECABORT Transaction discarded because of previous errors.")
 CROSSSLOT = resp.error("CROSSSLOT Keys in request don't hash to the same slot (a "
@@ -51,10 +52,11 @@ def keysOf(args: list[bytes]) -> list[bytes]:
     name = args[0].upper()
     if name in _SINGLE:
         return [args[1]]
-    if name in _PAIRS:
+    entry = _MULTI.get(name)
+    if entry is not None:
+        return commands.keysAt(args, *entry[2:])
+    if name == b"MSET":
         return args[1::2]
-    if name in (b"RENAME", b"RENAMENX"):
-        return args[1:3]
     if name in (b"MGET", b"DEL", b"EXISTS", b"UNLINK", b"TOUCH"):
         return args[1:]
     return []
@@ -68,17 +70,22 @@ def run(ks: Keyspace, requests: list[list[bytes]], watched: list[list[Any]],
     for key, version in watched:
         if ks.version(key) != version:
             return None
-    return [_execute(ks, args, nil) for args in requests]
+    table = commands.SINGLE_KEY3 if nil == resp.NULL3 else _SINGLE
+    return [_execute(ks, args, nil, table) for args in requests]
 
 
-def _execute(ks: Keyspace, args: list[bytes], nil: bytes) -> bytes:
+def _execute(ks: Keyspace, args: list[bytes], nil: bytes, table: dict) -> bytes:
     name = args[0].upper()
     try:
-        entry = _SINGLE.get(name)
+        entry = table.get(name)
         if entry is not None:
             answer = entry[0](ks, args)
             return b"".join(answer) if type(answer) is list else \
                 nil if answer == resp.NIL else answer
+        multi = _MULTI.get(name)
+        if multi is not None:
+            answer = multi[0](ks, args, nil == resp.NULL3)
+            return nil if answer == resp.NIL else answer
         if name == b"MGET":
             return resp.bulks(commands.mget(ks, args[1:]), nil)
         if name == b"MSET":
@@ -90,34 +97,13 @@ def _execute(ks: Keyspace, args: list[bytes], nil: bytes) -> bytes:
             return resp.integer(commands.exists(ks, args[1:]))
         if name == b"TIME":
             return timeReply()
-        if name in (b"RENAME", b"RENAMENX"):
-            return _rename(ks, args[1], args[2], name == b"RENAMENX")
-        if name == b"MSETNX":
-            if any(ks.exists(k) for k in args[1::2]):
-                return resp.ZERO
-            commands.mset(ks, args[1:])
-            return resp.ONE
         if name == b"PING":
             return resp.PONG if len(args) == 1 else resp.bulk(args[1])
         return resp.bulk(args[1])  # ECHO
+    except WrongType:
+        return typed.WRONGTYPE
     except Exception as e:  # a value no command expects: that command fails, not EXEC
         return resp.error(f"ERR {type(e).__name__} running {args[0]!r}")
-
-
-def _rename(ks: Keyspace, source: bytes, dest: bytes, onlyNew: bool) -> bytes:
-    """RENAME / RENAMENX: the value and its time to live move to the new name."""
-    value = ks.get(source)
-    if value is None:
-        return resp.error("ERR no such key")
-    if onlyNew and ks.exists(dest):
-        return resp.ZERO
-    if source != dest:
-        deadline = ks.expires.get(source)
-        ks.delete(source)
-        ks.set(dest, value)
-        if deadline is not None:
-            ks.expireAt(dest, deadline)
-    return resp.ONE if onlyNew else resp.OK
 
 
 def timeReply() -> bytes:

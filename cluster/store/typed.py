@@ -1,0 +1,328 @@
+"""What the store's data types share: their containers, Redis's names for them, fetching
+a key of one type (``-WRONGTYPE`` for another), dropping a container once it is empty,
+and the plain form a container takes to travel (shard handoff) or be stored.
+
+A hash is a ``dict``, a list a ``deque``, a set a ``set`` and a sorted set a ``ZSet``
+(a dict of scores beside a ``sortedcontainers.SortedList`` of (score, member)); a string
+stays ``bytes``. Containers change in place, so a command that changes one tells the
+keyspace (``changed``), which is what makes WATCH see it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from cluster.store import resp
+from cluster.store.keyspace import Keyspace, WrongType
+
+WRONGTYPE = resp.error("WRONGTYPE Operation against a key holding the wrong kind of value")
+NOT_INTEGER = resp.error("ERR value is not an integer or out of range")
+NOT_FLOAT = resp.error("ERR value is not a valid float")
+SYNTAX = resp.error("ERR syntax error")
+INT64 = (-(2**63), 2**63 - 1)
+
+
+class ZSet:
+    """A sorted set: each member's score, and the members in (score, member) order."""
+
+    __slots__ = ("scores", "order")
+
+    def __init__(self) -> None:
+        self.scores: dict[bytes, float] = {}
+        self.order: SortedList = SortedList()
+
+    def add(self, member: bytes, score: float) -> None:
+        old = self.scores.get(member)
+        if old is not None:
+            self.order.remove((old, member))
+        self.scores[member] = score
+        self.order.add((score, member))
+
+    def remove(self, member: bytes) -> bool:
+        score = self.scores.pop(member, None)
+        if score is None:
+            return False
+        self.order.remove((score, member))
+        return True
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def rank(self, member: bytes) -> int | None:
+        score = self.scores.get(member)
+        return None if score is None else self.order.index((score, member))
+
+
+KINDS: dict[type, str] = {bytes: "string", dict: "hash", deque: "list", set: "set",
+                          ZSet: "zset"}
+
+
+def fetch(ks: Keyspace, key: bytes, kind: type) -> Any:
+    """The container at ``key`` (None: no such key); WrongType if it holds another type."""
+    value = ks.value(key)
+    if value is None or type(value) is kind:
+        return value
+    raise WrongType(key)
+
+
+def create(ks: Keyspace, key: bytes, kind: Callable[[], Any]) -> Any:
+    """The container at ``key``, made empty if there is none (check the arguments first:
+    an empty container must not outlive the command)."""
+    value = fetch(ks, key, kind)  # type: ignore[arg-type]
+    if value is None:
+        value = ks.data[key] = kind()
+        ks.expires.pop(key, None)
+    return value
+
+
+def changed(ks: Keyspace, key: bytes, value: Any) -> None:
+    """``value`` (at ``key``) was changed in place: an empty one goes, as in Redis."""
+    if not value:
+        ks.delete(key)
+    elif ks.watched:
+        ks.touch(key)
+
+
+def typeName(value: Any) -> str:
+    return KINDS[type(value)]
+
+
+# -- the plain form (msgpack-able: bytes, ints, floats, lists) ----------------------------
+
+_CODES = {dict: 1, deque: 2, set: 3, ZSet: 4}
+
+
+def plain(value: Any) -> Any:
+    """A value as bytes (a string) or [type code, flat items] (a container)."""
+    kind = type(value)
+    if kind is bytes:
+        return value
+    if kind is dict:
+        return [1, [x for pair in value.items() for x in pair]]
+    if kind is ZSet:
+        return [4, [x for pair in value.scores.items() for x in pair]]
+    return [_CODES[kind], list(value)]
+
+
+def fromPlain(obj: Any) -> Any:
+    """The value ``plain`` gave (checked: TypeError for anything else)."""
+    if type(obj) is bytes:
+        return obj
+    if type(obj) is not list or len(obj) != 2 or obj[0] not in (1, 2, 3, 4) \
+            or type(obj[1]) is not list:
+        raise TypeError("a stored value is bytes or [type, items]")
+    code, items = obj
+    pairs = code in (1, 4)
+    if pairs and len(items) % 2:
+        raise TypeError("a hash or sorted set's items come in pairs")
+    for i, item in enumerate(items):
+        ok = type(item) in (int, float) if code == 4 and i % 2 else type(item) is bytes
+        if not ok:
+            raise TypeError("a stored container holds bytes (and float scores)")
+    if code == 1:
+        return dict(zip(items[::2], items[1::2], strict=True))
+    if code == 2:
+        return deque(items)
+    if code == 3:
+        return set(items)
+    z = ZSet()
+    for member, score in zip(items[::2], items[1::2], strict=True):
+        z.add(member, float(score))
+    return z
+
+
+def size(value: Any) -> int:
+    """About how many bytes ``value`` holds (for sizing handoff chunks)."""
+    if type(value) is bytes:
+        return len(value)
+    if type(value) is dict:
+        return sum(len(k) + len(v) for k, v in value.items()) or 1
+    if type(value) is ZSet:
+        return sum(len(m) + 8 for m in value.scores) or 1
+    return sum(map(len, value)) or 1
+
+
+# -- numbers as Redis reads and writes them ------------------------------------------------
+
+_INTEGER = re.compile(rb"-?[1-9][0-9]{0,19}|0")
+
+
+def toInt(value: bytes) -> int | None:
+    """A 64-bit integer as Redis parses one (None: not one; no sign but '-', no leading
+    zero, no space)."""
+    if _INTEGER.fullmatch(value) is None:
+        return None
+    n = int(value)
+    return n if INT64[0] <= n <= INT64[1] else None
+
+
+def toFloat(value: bytes, finite: bool = False) -> float | None:
+    """A double as Redis parses one (``inf``, ``-inf``, ``+inf`` allowed unless
+    ``finite``); None: not one (NaN is never one)."""
+    if not value or value != value.strip() or b"_" in value:
+        return None
+    try:
+        x = float(value)
+    except ValueError:
+        return None
+    if math.isnan(x) or (finite and math.isinf(x)):
+        return None
+    return x
+
+
+def formatFloat(x: float) -> bytes:
+    """A score as Redis 7.0 writes it (%.17g)."""
+    if math.isinf(x):
+        return b"inf" if x > 0 else b"-inf"
+    return b"%.17g" % x
+
+
+# INCRBYFLOAT and HINCRBYFLOAT compute in C's long double (x86: 64 bits of mantissa) and
+# write "%.17Lf" less its trailing zeros: done here exactly, with fractions
+_LONG_DOUBLE = re.compile(rb"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]{1,5})?")
+_INFINITE = {b"inf", b"+inf", b"-inf", b"infinity", b"+infinity", b"-infinity"}
+LONG_DOUBLE_MAX = Fraction(2) ** 16384  # past it, and below its smallest, is out of range
+
+
+def toLongDouble(text: bytes) -> Fraction | float | None:
+    """A long double as Redis reads one (strtold, no spaces): a Fraction rounded to 64
+    bits of mantissa, +-inf as a float, None if it is not one or is out of range."""
+    if text.lower() in _INFINITE:
+        return float(text.lower().replace(b"inity", b""))
+    if _LONG_DOUBLE.fullmatch(text) is None:
+        if not text.lower().lstrip(b"+-").startswith(b"0x"):
+            return None
+        try:
+            return _rounded(Fraction(float.fromhex(text.decode())))
+        except ValueError:
+            return None
+    x = _rounded(Fraction(Decimal(text.decode())))
+    return x if x == 0 or Fraction(1, 2) ** 16382 <= abs(x) < LONG_DOUBLE_MAX else None
+
+
+def _rounded(x: Fraction) -> Fraction:
+    """``x`` to the nearest long double (64 significant bits, ties to even)."""
+    if x == 0:
+        return x
+    exponent = abs(x.numerator).bit_length() - x.denominator.bit_length()
+    scale = Fraction(2) ** (63 - exponent)
+    return Fraction(round(x * scale)) / scale
+
+
+def addLongDouble(old: bytes, delta: bytes) -> bytes | tuple[str]:
+    """``old`` + ``delta`` as Redis's INCRBYFLOAT writes it; a 1-tuple naming the
+    operand that is not a number ('old' or 'delta') or ('inf',) for an infinite result."""
+    a, b = toLongDouble(old), toLongDouble(delta)
+    if a is None:
+        return ("old",)
+    if b is None:
+        return ("delta",)
+    if isinstance(a, float) or isinstance(b, float):
+        return ("inf",)
+    total = _rounded(a + b)
+    if abs(total) >= LONG_DOUBLE_MAX:
+        return ("inf",)
+    hundred = round(total * 10**17)  # %.17Lf: ties to even, as printf rounds
+    sign = "-" if hundred < 0 else ""
+    whole, part = divmod(abs(hundred), 10**17)
+    text = f"{sign}{whole}.{part:017d}".rstrip("0").rstrip(".")
+    return b"0" if text == "-0" else text.encode()
+
+
+def score(x: float, r3: bool) -> bytes:
+    """A score reply: RESP3's double, or RESP2's bulk string."""
+    if r3:
+        return b",%s\r\n" % formatFloat(x)
+    return resp.bulk(formatFloat(x))
+
+
+def pairs(items: Iterable[bytes], count: int, r3: bool) -> bytes:
+    """A map of ``count`` already-encoded key, value pairs (RESP2: a flat array)."""
+    return (b"%%%d\r\n" % count if r3 else b"*%d\r\n" % (2 * count)) + b"".join(items)
+
+
+def members(items: list[bytes], r3: bool) -> bytes:
+    """A set of bulk strings (RESP3's set type; RESP2: an array)."""
+    return (b"~%d\r\n" if r3 else b"*%d\r\n") % len(items) + b"".join(map(resp.bulk, items))
+
+
+def nil(r3: bool) -> bytes:
+    return resp.NULL3 if r3 else resp.NIL
+
+
+def nilArray(r3: bool) -> bytes:
+    return resp.NULL3 if r3 else resp.NIL_ARRAY
+
+
+# -- MATCH patterns (KEYS, SCAN and the type SCANs), as Redis's stringmatch ---------------
+
+def matcher(pattern: bytes) -> Callable[[bytes], bool]:
+    """A test for Redis's glob pattern: ``*``, ``?``, ``[abc]``, ``[^a]``, ``[a-z]`` and
+    ``\\`` escaping the next character."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        c = pattern[i:i + 1]
+        if c == b"*":
+            out.append(b".*")
+        elif c == b"?":
+            out.append(b".")
+        elif c == b"\\" and i + 1 < n:
+            i += 1
+            out.append(re.escape(pattern[i:i + 1]))
+        elif c == b"[":
+            j = i + 1
+            negate = j < n and pattern[j:j + 1] == b"^"
+            j += negate
+            parts = []
+            while j < n and pattern[j:j + 1] != b"]":
+                if pattern[j:j + 1] == b"\\" and j + 1 < n:
+                    j += 1
+                    parts.append(re.escape(pattern[j:j + 1]))
+                elif pattern[j + 1:j + 2] == b"-" and j + 2 < n and pattern[j + 2:j + 3] != b"]":
+                    lo, hi = sorted((pattern[j:j + 1], pattern[j + 2:j + 3]))
+                    parts.append(re.escape(lo) + b"-" + re.escape(hi))
+                    j += 2
+                else:
+                    parts.append(re.escape(pattern[j:j + 1]))
+                j += 1
+            out.append(b"[" + (b"^" if negate else b"") + b"".join(parts) + b"]"
+                       if parts else (b"." if negate else b"(?!)"))
+            i = j
+        else:
+            out.append(re.escape(c))
+        i += 1
+    compiled = re.compile(b"".join(out), re.DOTALL)
+    return lambda s: compiled.fullmatch(s) is not None
+
+
+def scanArgs(args: list[bytes], start: int) -> tuple[Callable[[bytes], bool] | None,
+                                                     int, bytes | None, bytes | None]:
+    """SCAN-family options from ``args[start:]``: MATCH test, COUNT, TYPE, or an error."""
+    match, count, kind, i = None, 10, None, start
+    while i < len(args):
+        option = args[i].upper()
+        if i + 1 >= len(args):
+            return None, 0, None, SYNTAX
+        if option == b"MATCH":
+            match = matcher(args[i + 1]) if args[i + 1] != b"*" else None
+        elif option == b"COUNT":
+            n = toInt(args[i + 1])
+            if n is None:
+                return None, 0, None, NOT_INTEGER
+            if n < 1:
+                return None, 0, None, SYNTAX
+            count = n
+        elif option == b"TYPE":
+            kind = args[i + 1].lower()
+        else:
+            return None, 0, None, SYNTAX
+        i += 2
+    return match, count, kind, None
