@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from cluster.store import hashes, resp, typed
+from cluster.store import hashes, lists, resp, sets, typed, zsets
 from cluster.store.keyspace import Keyspace, WrongType
 
 NOT_INTEGER = resp.error("ERR value is not an integer or out of range")
@@ -369,7 +369,7 @@ def exists(ks: Keyspace, keys: list[bytes]) -> int:
 
 # The data types' commands (cluster.store.hashes, ...): each takes (keyspace, request,
 # r3) where r3 says the client speaks RESP3; the RESP2 table calls them as they are.
-_TYPES = (hashes,)
+_TYPES = (hashes, lists, sets, zsets)
 for _module in _TYPES:
     SINGLE_KEY.update(_module.COMMANDS)
 # the table for RESP3 connections: the same commands, told so
