@@ -384,7 +384,11 @@ MULTI_KEY: dict[bytes, tuple[Callable[..., bytes], int, int, int, int]] = {
     b"MSETNX": (msetnx, -3, 1, -1, 2),
 }
 for _module in _TYPES:
-    MULTI_KEY.update(getattr(_module, "MULTI_KEY", {}))
+    MULTI_KEY.update(_module.MULTI_KEY)
+# where a MULTI_KEY command's keys cannot be told by position (ZUNIONSTORE's numkeys...):
+# name -> function(request) -> its keys (may raise ValueError for a malformed request)
+KEYS_OF: dict[bytes, Callable[[list[bytes]], list[bytes]]] = {
+    name: finder for module in _TYPES for name, finder in getattr(module, "KEYS_OF", {}).items()}
 READS = frozenset({b"GET", b"STRLEN", b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME",
                    b"GETRANGE", b"TYPE"}.union(*(m.READS for m in _TYPES)))
 

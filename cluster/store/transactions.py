@@ -54,6 +54,12 @@ def keysOf(args: list[bytes]) -> list[bytes]:
         return [args[1]]
     entry = _MULTI.get(name)
     if entry is not None:
+        finder = commands.KEYS_OF.get(name)
+        if finder is not None:
+            try:
+                return finder(args)
+            except ValueError:
+                return []  # malformed: the command answers its own error where it runs
         return commands.keysAt(args, *entry[2:])
     if name == b"MSET":
         return args[1::2]
