@@ -720,7 +720,7 @@ class RespStore(Protocol):
         that must apply at once, so their keys must be on one worker (else -CROSSSLOT);
         run as a transaction of one command there."""
         keys = transactions.keysOf(args)
-        plan = self._route(keys)
+        plan = self._route(keys) if keys else {HERE: []}  # (none: malformed, fails here)
         if type(plan) is not dict:
             return plan  # an error to answer, or None: wait for a move to end
         if len(plan) > 1:
