@@ -168,3 +168,4 @@ COMMANDS: dict[bytes, tuple[Callable[..., bytes], int]] = {
 }
 READS = {b"HGET", b"HMGET", b"HGETALL", b"HEXISTS", b"HLEN", b"HKEYS", b"HVALS",
           b"HSTRLEN", b"HRANDFIELD", b"HSCAN"}
+MULTI_KEY: dict[bytes, tuple[Callable[..., bytes], int, int, int, int]] = {}  # none
