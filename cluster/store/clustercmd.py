@@ -52,15 +52,8 @@ def clusterName(node: Any) -> str:
 
 def keysInSlot(ks: Keyspace, slot: int, count: int) -> list[bytes] | int:
     """Up to ``count`` keys of ``slot`` held here, or (``count`` < 0) how many."""
-    if count < 0:
-        return sum(1 for key in ks.data if keySlot(key) == slot and ks.exists(key))
-    out = []
-    for key in list(ks.data):
-        if len(out) >= count:
-            break
-        if keySlot(key) == slot and ks.exists(key):
-            out.append(key)
-    return out
+    keys = ks.keysOfSlot(slot)
+    return len(keys) if count < 0 else keys[:count]
 
 
 def _nodes(node: Any, local: tuple[str, int], direct: bool) -> list[tuple]:

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from cluster.shards import keySlot
+
 # versions of watched keys (WATCH): unique across processes, so a version read from one
 # owner never matches one from another (a key whose shard moved counts as changed)
 _versions = itertools.count(random.getrandbits(48) << 12)
@@ -38,6 +40,8 @@ class Keyspace:
         self.expired = 0
         self.sweepBudget = 0.001
         self.watched: dict[bytes, list[int]] = {}  # key -> [version, watchers]
+        # Redis's hash slot -> its keys here (SCAN, KEYS by slot, CLUSTER GETKEYSINSLOT)
+        self.bySlot: dict[int, set[bytes]] = {}
 
     # -- reading and writing ---------------------------------------------------------------
 
@@ -62,7 +66,10 @@ class Keyspace:
     def set(self, key: bytes, value: Any, ttl: float | None = None) -> None:
         if self.watched:
             self.touch(key)
-        self.data[key] = value
+        data = self.data
+        if key not in data:
+            self._added(key)
+        data[key] = value
         if ttl is None:
             self.expires.pop(key, None)
         else:
@@ -72,6 +79,7 @@ class Keyspace:
         self.expires.pop(key, None)
         if key in self.data:
             del self.data[key]
+            self._removed(key)
             if self.watched:
                 self.touch(key)
             return True
@@ -81,6 +89,7 @@ class Keyspace:
         self.data.clear()
         self.expires.clear()
         self._heap.clear()
+        self.bySlot.clear()
         for key in self.watched:
             self.touch(key)
 
@@ -115,6 +124,25 @@ class Keyspace:
     def __len__(self) -> int:
         return len(self.data)
 
+    # -- keys by slot ------------------------------------------------------------------------
+
+    def _added(self, key: bytes) -> None:
+        keys = self.bySlot.get(slot := keySlot(key))
+        if keys is None:
+            self.bySlot[slot] = {key}
+        else:
+            keys.add(key)
+
+    def _removed(self, key: bytes) -> None:
+        keys = self.bySlot[slot := keySlot(key)]
+        keys.discard(key)
+        if not keys:
+            del self.bySlot[slot]
+
+    def keysOfSlot(self, slot: int) -> list[bytes]:
+        """The live keys of Redis's hash slot ``slot`` held here."""
+        return [k for k in list(self.bySlot.get(slot, ())) if self.value(k) is not None]
+
     # -- expiry -----------------------------------------------------------------------------
 
     def expireAt(self, key: bytes, deadline: float) -> None:
@@ -143,7 +171,8 @@ class Keyspace:
     def _expireIfDue(self, key: bytes) -> bool:
         if self.expires[key] <= self.clock():
             del self.expires[key]
-            self.data.pop(key, None)
+            if self.data.pop(key, None) is not None:
+                self._removed(key)
             self.expired += 1
             if self.watched:
                 self.touch(key)
@@ -160,7 +189,8 @@ class Keyspace:
             deadline, key = heapq.heappop(heap)
             if expires.get(key) == deadline:
                 del expires[key]
-                data.pop(key, None)
+                if data.pop(key, None) is not None:
+                    self._removed(key)
                 removed += 1
                 if self.watched:
                     self.touch(key)

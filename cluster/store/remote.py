@@ -14,7 +14,8 @@ from cluster import rpc
 from cluster.defer import Deferred, gatherFirst
 from cluster.failure import Failure
 from cluster.membership import FROZEN, HERE, NOBODY
-from cluster.store import clustercmd, commands, resp, server, transactions, typed
+from cluster.shards import SLOTS
+from cluster.store import clustercmd, commands, resp, scan, server, transactions, typed
 from cluster.store.keyspace import WrongType
 
 
@@ -194,6 +195,38 @@ def _transaction(requests: list[list[bytes]], watched: list[list[Any]],
     if where is not HERE:  # it moved on meanwhile
         return server._node().callPeer(where, "store.transaction", (requests, watched, nil), {})
     return transactions.run(server.keyspace, requests, watched, nil)
+
+
+@rpc.expose("store.scan")
+def _scan(cursor: int, count: int, pattern: bytes | None, kind: bytes | None) -> Any:
+    """SCAN for a connection on another worker, from slot ``cursor`` (passed on to its
+    owner now if it moved meanwhile): [keys, next cursor]."""
+    node = server._node()
+    if type(cursor) is not int or type(count) is not int or not 0 <= cursor < SLOTS \
+            or count < 1 or type(pattern) not in (bytes, type(None)) \
+            or type(kind) not in (bytes, type(None)):
+        raise TypeError("store.scan takes a slot, a count, a pattern and a type")
+    where = node.route[cursor % node.slots]
+    if where is FROZEN:
+        return server._nextRoutes().addCallback(lambda _: _scan(cursor, count, pattern, kind))
+    if where is HERE or where is NOBODY:
+        return list(scan.walk(server.keyspace, node.route, cursor, count, pattern, kind))
+    return node.callPeer(where, "store.scan", (cursor, count, pattern, kind), {})
+
+
+@rpc.expose("store.keys")
+def _keys(pattern: bytes) -> list[bytes]:
+    if type(pattern) is not bytes:
+        raise TypeError("store.keys takes a pattern")
+    return scan.keys(server.keyspace, pattern)
+
+
+@rpc.expose("store.randomkey")
+def _randomkey() -> bytes | None:
+    return scan.randomKey(server.keyspace)
+
+
+LOCAL = {"store.keys": _keys, "store.randomkey": _randomkey}  # (a worker's own port)
 
 
 @rpc.expose("store.keysInSlot")

@@ -26,6 +26,7 @@ memory.
 
 from __future__ import annotations
 
+import random
 from binascii import crc_hqx
 from collections import deque
 from typing import Any
@@ -36,13 +37,14 @@ from cluster.error import TimeoutError
 from cluster.failure import Failure
 from cluster.membership import FROZEN, HERE, NOBODY
 from cluster.protocol import Factory, Protocol
-from cluster.shards import keySlot
+from cluster.shards import SLOTS, keySlot
 from cluster.store import (
     clustercmd,
     commandinfo,
     commands,
     handoff,
     resp,
+    scan,
     serverinfo,
     transactions,
     typed,
@@ -578,6 +580,50 @@ class RespStore(Protocol):
         n = _countPlan(keys, local, method)(plan)
         return n.addCallback(resp.integer) if isinstance(n, Deferred) else resp.integer(n)
 
+    def scan(self, args: list[bytes]) -> Any:
+        """SCAN cursor [MATCH pattern] [COUNT n] [TYPE type], over every worker (on a
+        worker's own port: over its slots only, as a Redis Cluster node)."""
+        cursor = typed.toInt(args[1])  # (negative: past the end, as strtoull reads it)
+        if cursor is None:
+            return resp.error("ERR invalid cursor")
+        _, count, kind, why = typed.scanArgs(args, 2)
+        if why is not None:
+            return why
+        if not 0 <= cursor < SLOTS:
+            return scan.reply(0, [])
+        node, pattern = self.node, scan.pattern(args)
+        if self.direct and node.workerPorts:
+            return scan.reply(*reversed(scan.walk(keyspace, node.route, cursor, count,
+                                                  pattern, kind, onlyHere=True)))
+        where = node.route[cursor % node.slots]
+        if where is FROZEN:
+            return None
+        if where is NOBODY:
+            return resp.error(_CLUSTERDOWN)
+        if where is HERE:
+            return scan.reply(*reversed(scan.walk(keyspace, node.route, cursor, count,
+                                                  pattern, kind)))
+        return node.callPeer(where, "store.scan", (cursor, count, pattern, kind), {}
+                             ).addCallback(lambda found: scan.reply(found[1], found[0]))
+
+    def keys(self, args: list[bytes]) -> Any:
+        """KEYS pattern: every worker's (a worker's own port: its own, as Redis Cluster)."""
+        return self._everywhere("store.keys", (args[1],), lambda parts: resp.array(
+            [resp.bulk(k) for k in dict.fromkeys(k for part in parts for k in part)]))
+
+    def randomkey(self, args: list[bytes]) -> Any:
+        return self._everywhere("store.randomkey", (), lambda picks: resp.bulk(
+            random.choice([k for k in picks if k is not None] or [None])))
+
+    def _everywhere(self, method: str, call: tuple, combine: Any) -> Any:
+        """``combine`` the answers of ``method`` from this worker only (on its own port)
+        or from every worker."""
+        node = self.node
+        if self.direct and node.workerPorts:
+            return combine([remote.LOCAL[method](*call)])
+        return gatherFirst([node.callPeer(peer, method, call, {})
+                            for peer in node.workerIncarnations()]).addCallback(combine)
+
     def dbsize(self, args: list[bytes]) -> Any:
         return rpc.broadcast("store.dbsize").addCallback(
             lambda sizes: resp.integer(sum(sizes.values())))
@@ -880,7 +926,9 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"DEL": (RespStore.delete, -2), b"EXISTS": (RespStore.exists, -2),
     b"UNLINK": (RespStore.delete, -2), b"TOUCH": (RespStore.exists, -2),
     b"TIME": (RespStore.time, 1),
-    b"DBSIZE": (RespStore.dbsize, 1), b"FLUSHALL": (RespStore.flushall, -1),
+    b"DBSIZE": (RespStore.dbsize, 1), b"SCAN": (RespStore.scan, -2),
+    b"KEYS": (RespStore.keys, 2), b"RANDOMKEY": (RespStore.randomkey, 1),
+    b"FLUSHALL": (RespStore.flushall, -1),
     b"FLUSHDB": (RespStore.flushall, -1),
     b"MULTI": (RespStore.multiCommand, 1), b"EXEC": (RespStore.execCommand, 1),
     b"DISCARD": (RespStore.discard, 1), b"WATCH": (RespStore.watch, -2),

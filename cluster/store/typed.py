@@ -78,8 +78,8 @@ def create(ks: Keyspace, key: bytes, kind: Callable[[], Any]) -> Any:
     an empty container must not outlive the command)."""
     value = fetch(ks, key, kind)  # type: ignore[arg-type]
     if value is None:
-        value = ks.data[key] = kind()
-        ks.expires.pop(key, None)
+        value = kind()
+        ks.set(key, value)
     return value
 
 
