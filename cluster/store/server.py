@@ -43,6 +43,7 @@ from cluster.store import (
     commandinfo,
     commands,
     handoff,
+    pubsub,
     resp,
     scan,
     serverinfo,
@@ -216,7 +217,7 @@ def _encoded(answer: Any, nil: bytes) -> bytes | list[bytes]:
     return nil if answer == _NIL else answer
 
 
-class RespStore(Protocol):
+class RespStore(pubsub.PubSubCommands, Protocol):
     """One client connection."""
 
     direct = False  # accepted on the worker's own port: a Redis Cluster node there
@@ -239,6 +240,9 @@ class RespStore(Protocol):
         self.readingPaused = False
         self.nil = resp.NIL  # RESP3's null once the client said HELLO 3
         self.single = _SINGLE  # the single-key commands, as this protocol answers them
+        self.r3 = False  # the client said HELLO 3
+        self.channels: set[bytes] = set()  # SUBSCRIBE's
+        self.patterns: set[bytes] = set()  # PSUBSCRIBE's
         self.multi: list[list[bytes]] | None = None  # commands queued since MULTI
         self.multiFailed = False  # one could not be queued: EXEC answers EXECABORT
         self.queuedBytes = 0
@@ -250,6 +254,7 @@ class RespStore(Protocol):
 
     def connectionLost(self, reason: Any) -> None:
         stats["connections"] -= 1
+        self._unsubscribeAll()
         self._unwatch()
         self._released()
         if self._linger is not None and self._linger.active():
@@ -523,6 +528,13 @@ class RespStore(Protocol):
         self.reply(answer)
         return True
 
+    def refusal(self, args: list[bytes]) -> bytes | None:
+        """The error for an unknown command or a wrong number of arguments, else None."""
+        entry = self.single.get(args[0].upper()) or CONNECTION_COMMANDS.get(args[0].upper())
+        if entry is None:
+            return resp.error(f"ERR unknown command '{args[0].decode(errors='replace')}'")
+        return None if _arity(len(args), entry[1]) else _wrongArity(args[0])
+
     def _redirect(self, keys: list[bytes]) -> bytes | None:
         """On a worker's own port, as a Redis Cluster node: the error for keys of several
         slots (-CROSSSLOT) or of a slot another node serves (-MOVED); None to go on."""
@@ -615,11 +627,12 @@ class RespStore(Protocol):
         return self._everywhere("store.randomkey", (), lambda picks: resp.bulk(
             random.choice([k for k in picks if k is not None] or [None])))
 
-    def _everywhere(self, method: str, call: tuple, combine: Any) -> Any:
-        """``combine`` the answers of ``method`` from this worker only (on its own port)
-        or from every worker."""
+    def _everywhere(self, method: str, call: tuple, combine: Any,
+                    cluster: bool = False) -> Any:
+        """``combine`` the answers of ``method`` from every worker (from this one only
+        on its own port, as a Redis Cluster node, unless ``cluster``)."""
         node = self.node
-        if self.direct and node.workerPorts:
+        if self.direct and node.workerPorts and not cluster:
             return combine([remote.LOCAL[method](*call)])
         return gatherFirst([node.callPeer(peer, method, call, {})
                             for peer in node.workerIncarnations()]).addCallback(combine)
@@ -817,8 +830,7 @@ class RespStore(Protocol):
         version = args[1] if len(args) > 1 else b"2"
         if version not in (b"2", b"3"):
             return resp.error("NOPROTO unsupported protocol version")
-        self.nil = resp.NULL3 if version == b"3" else resp.NIL
-        self.single = commands.SINGLE_KEY3 if version == b"3" else _SINGLE
+        self._protocol(version == b"3")
         fields = [(b"server", resp.bulk(b"redis")), (b"version", resp.bulk(b"7.0.0")),
                   (b"proto", resp.integer(int(version))), (b"id", resp.integer(id(self))),
                   (b"mode", resp.bulk(b"cluster-of-reactors")), (b"role", resp.bulk(b"master")),
@@ -826,6 +838,34 @@ class RespStore(Protocol):
         body = b"".join(resp.bulk(k) + v for k, v in fields)
         return (b"%%%d\r\n" % len(fields) if version == b"3" else b"*%d\r\n" % (2 * len(fields))
                 ) + body
+
+    def _protocol(self, r3: bool) -> None:
+        self.r3 = r3
+        self.nil = resp.NULL3 if r3 else resp.NIL
+        self.single = commands.SINGLE_KEY3 if r3 else _SINGLE
+        self._subscribedMode()
+
+    def reset(self, args: list[bytes]) -> bytes:
+        """RESET: the connection as new (no transaction, watch, subscription; RESP2)."""
+        self.multi = None
+        self._unwatch()
+        self._unsubscribeAll()
+        self._protocol(False)
+        self.name = None
+        return b"+RESET\r\n"
+
+    def publish(self, args: list[bytes]) -> Any:
+        """PUBLISH channel message: delivered by every worker; how many received it."""
+        return self._everywhere("store.publish", (args[1], args[2]),
+                                lambda counts: resp.integer(sum(counts)), cluster=True)
+
+    def pubsubCommand(self, args: list[bytes]) -> Any:
+        why = pubsub.pubsubCheck(args)
+        if why is not None:
+            return why
+        sub = args[1].upper()
+        return self._everywhere("store.pubsub", (sub, args[2:]),
+                                pubsub.pubsubCombine(sub, args[2:]), cluster=True)
 
     def config(self, args: list[bytes]) -> bytes:
         return serverinfo.config(args, self.nil == resp.NULL3)
@@ -928,7 +968,12 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"TIME": (RespStore.time, 1),
     b"DBSIZE": (RespStore.dbsize, 1), b"SCAN": (RespStore.scan, -2),
     b"KEYS": (RespStore.keys, 2), b"RANDOMKEY": (RespStore.randomkey, 1),
-    b"FLUSHALL": (RespStore.flushall, -1),
+    b"FLUSHALL": (RespStore.flushall, -1), b"RESET": (RespStore.reset, 1),
+    b"SUBSCRIBE": (RespStore.subscribeCommand, -2),
+    b"PSUBSCRIBE": (RespStore.subscribeCommand, -2),
+    b"UNSUBSCRIBE": (RespStore.unsubscribeCommand, -1),
+    b"PUNSUBSCRIBE": (RespStore.unsubscribeCommand, -1),
+    b"PUBLISH": (RespStore.publish, 3), b"PUBSUB": (RespStore.pubsubCommand, -2),
     b"FLUSHDB": (RespStore.flushall, -1),
     b"MULTI": (RespStore.multiCommand, 1), b"EXEC": (RespStore.execCommand, 1),
     b"DISCARD": (RespStore.discard, 1), b"WATCH": (RespStore.watch, -2),
