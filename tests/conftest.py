@@ -91,5 +91,21 @@ def oracle():
 
 @pytest.fixture(scope="module")
 def stores(run_cluster_module):
-    """The default store on one worker and on two (keys then split between them)."""
-    return {1: run_cluster_module(None, workers=1), 2: run_cluster_module(None, workers=2)}
+    """The default store on one worker and on two (keys then split between them); the
+    two-worker one has worker-0 on ``worker_port(c, 0)`` and worker-1 on the next."""
+    from cluster.harness import free_ports
+
+    return {1: run_cluster_module(None, workers=1),
+            2: run_cluster_module(None, workers=2, worker_ports=free_ports(2))}
+
+
+def worker_port(c, index: int) -> int:
+    """Worker ``index``'s own port, as the cluster advertises it (CLUSTER SLOTS)."""
+    import redis
+
+    r = redis.Redis(port=c.port, socket_timeout=10)
+    try:
+        ranges = sorted(r.execute_command("CLUSTER", "SLOTS"))
+    finally:
+        r.close()
+    return ranges[index][2][1]

@@ -77,9 +77,9 @@ def test_echo_server():
 
 
 def test_players_keep_their_keys_on_one_shard(run_cluster):
-    from tests.test_redis_cluster import consecutive_free_ports
+    from cluster.harness import free_ports
 
-    base = consecutive_free_ports(2)
+    base = free_ports(2)
     c = run_cluster(None, workers=2, worker_ports=base)
     out = subprocess.run([sys.executable, "-m", "examples.players", c.address, "--players",
                           "30", "--purchases", "300"], cwd=ROOT, capture_output=True,

@@ -11,6 +11,7 @@ import time
 import pytest
 import redis
 
+from tests.conftest import worker_port
 from tests.redisoracle import assert_same, replies
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -92,7 +93,7 @@ def _raw(port: int, commands: list[list[str]]) -> bytes:
 
 def test_messages_reach_every_worker_in_order(stores):
     c = stores[2]
-    ports = [c.port + 1, c.port + 2]  # each worker's own port: one subscriber on each
+    ports = [worker_port(c, 0), worker_port(c, 1)]  # a subscriber on each worker
     subs = [redis.Redis(port=p, socket_timeout=10).pubsub() for p in ports]
     for p in subs:
         p.subscribe("feed")
@@ -113,10 +114,10 @@ def test_messages_reach_every_worker_in_order(stores):
 
 def test_a_subscriber_that_stops_reading_is_cut_off_and_no_one_else_is(stores):
     c = stores[2]
-    stuck = socket.create_connection(("127.0.0.1", c.port + 1))
+    stuck = socket.create_connection(("127.0.0.1", worker_port(c, 0)))
     stuck.sendall(b"*2\r\n$9\r\nSUBSCRIBE\r\n$4\r\nbulk\r\n")
     time.sleep(0.2)
-    reader = redis.Redis(port=c.port + 2, socket_timeout=10).pubsub()
+    reader = redis.Redis(port=worker_port(c, 1), socket_timeout=10).pubsub()
     reader.subscribe("bulk")
     assert reader.get_message(timeout=5)["type"] == "subscribe"
     pub = redis.Redis(port=c.port, socket_timeout=10)

@@ -17,7 +17,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from cluster.harness import free_port
+from cluster.harness import free_port, free_ports
 from cluster.shards import SLOTS, keySlot, ownerOf, slotOf
 from tests.redisoracle import redis_server
 
@@ -178,30 +178,10 @@ def test_redis_cli_in_cluster_mode(store):
     assert out.stdout.strip() == "v"
 
 
-def consecutive_free_ports(n: int) -> int:
-    """The first of ``n`` consecutive ports free on 127.0.0.1 right now."""
-    rnd = random.Random()
-    for _ in range(200):
-        base = rnd.randint(20000, 60000 - n)
-        socks = []
-        try:
-            for i in range(n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", base + i))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no run of free ports")
-
-
 @pytest.fixture(scope="module")
 def nodes(run_cluster_module):
     """The default store with each worker also on its own port (a Redis Cluster node)."""
-    base = consecutive_free_ports(3)
+    base = free_ports(3)
     c = run_cluster_module(None, workers=2, worker_ports=base)
     c.base = base
     return c
@@ -317,7 +297,7 @@ def test_redis_benchmark_in_cluster_mode_never_hops(nodes):
 
 
 def test_rediscluster_recovers_from_a_killed_worker_and_follows_ttin_and_ttou(run_cluster):
-    base = consecutive_free_ports(4)
+    base = free_ports(4)
     c = run_cluster(None, workers=2, worker_ports=base)
     rc = RedisCluster(host="127.0.0.1", port=c.port)
     try:
@@ -376,7 +356,7 @@ def test_redis_cli_follows_moved_from_one_worker_port_to_another(nodes):
 
 
 def test_ttin_right_after_ttou_takes_the_port_back(run_cluster):
-    base = consecutive_free_ports(3)
+    base = free_ports(3)
     c = run_cluster(None, workers=3, worker_ports=base)
     busy = redis.Redis(port=base + 2, socket_timeout=10)  # a client of the removed worker
     assert busy.ping()
@@ -412,7 +392,7 @@ def raw(client: redis.Redis, args: list[str]):
 
 
 def test_a_worker_port_that_is_taken_turns_worker_ports_off_not_the_ttin(run_cluster):
-    base = consecutive_free_ports(3)
+    base = free_ports(3)
     c = run_cluster(None, workers=2, worker_ports=base)
     rc = RedisCluster(host="127.0.0.1", port=c.port)
     keys = [f"taken:{i}" for i in range(100)]

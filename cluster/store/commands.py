@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from cluster.store import hashes, lists, resp, sets, typed, zsets
+from cluster.store import blocking, hashes, lists, resp, sets, typed, zsets
 from cluster.store.keyspace import Keyspace, WrongType
 
 NOT_INTEGER = resp.error("ERR value is not an integer or out of range")
@@ -372,8 +372,12 @@ def exists(ks: Keyspace, keys: list[bytes]) -> int:
 _TYPES = (hashes, lists, sets, zsets)
 for _module in _TYPES:
     SINGLE_KEY.update(_module.COMMANDS)
+# commands that may put elements on a list a client blocks on (BLPOP...) wake it
+for _name in (b"LPUSH", b"RPUSH", b"LPUSHX", b"RPUSHX", b"LINSERT"):
+    _entry = SINGLE_KEY[_name]
+    SINGLE_KEY[_name] = (blocking.waking(_entry[0], lambda args: args[1:2]), _entry[1])
 # the table for RESP3 connections: the same commands, told so
-SINGLE_KEY3 = {**SINGLE_KEY, **{name: (partial(entry[0], r3=True), entry[1])
+SINGLE_KEY3 = {**SINGLE_KEY, **{name: (partial(SINGLE_KEY[name][0], r3=True), entry[1])
                                  for module in _TYPES for name, entry in module.COMMANDS.items()}}
 
 # Commands over several keys that must apply at once (their keys on one worker, else
@@ -385,6 +389,14 @@ MULTI_KEY: dict[bytes, tuple[Callable[..., bytes], int, int, int, int]] = {
 }
 for _module in _TYPES:
     MULTI_KEY.update(_module.MULTI_KEY)
+MULTI_KEY.update({  # inside MULTI (see server.RespStore.block for the blocking ones)
+    b"BLPOP": (blocking.inTransaction, -3, 1, -2, 1),
+    b"BRPOP": (blocking.inTransaction, -3, 1, -2, 1),
+    b"BLMOVE": (blocking.inTransaction, 6, 1, 2, 1),
+    b"BRPOPLPUSH": (blocking.inTransaction, 4, 1, 2, 1)})
+for _name in (b"RENAME", b"RENAMENX", b"LMOVE", b"RPOPLPUSH", b"BLMOVE", b"BRPOPLPUSH"):
+    _entry = MULTI_KEY[_name]  # (their destination may be a list someone waits for)
+    MULTI_KEY[_name] = (blocking.waking(_entry[0], lambda args: args[2:3]), *_entry[1:])
 # where a MULTI_KEY command's keys cannot be told by position (ZUNIONSTORE's numkeys...):
 # name -> function(request) -> its keys (may raise ValueError for a malformed request)
 KEYS_OF: dict[bytes, Callable[[list[bytes]], list[bytes]]] = {

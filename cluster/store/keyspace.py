@@ -42,6 +42,7 @@ class Keyspace:
         self.watched: dict[bytes, list[int]] = {}  # key -> [version, watchers]
         # Redis's hash slot -> its keys here (SCAN, KEYS by slot, CLUSTER GETKEYSINSLOT)
         self.bySlot: dict[int, set[bytes]] = {}
+        self.waiters: Any = None  # clients blocked on lists here (blocking.Blocked)
 
     # -- reading and writing ---------------------------------------------------------------
 

@@ -15,7 +15,16 @@ from cluster.defer import Deferred, gatherFirst
 from cluster.failure import Failure
 from cluster.membership import FROZEN, HERE, NOBODY
 from cluster.shards import SLOTS
-from cluster.store import clustercmd, commands, resp, scan, server, transactions, typed
+from cluster.store import (
+    blocking,
+    clustercmd,
+    commands,
+    resp,
+    scan,
+    server,
+    transactions,
+    typed,
+)
 from cluster.store.keyspace import WrongType
 
 
@@ -195,6 +204,34 @@ def _transaction(requests: list[list[bytes]], watched: list[list[Any]],
     if where is not HERE:  # it moved on meanwhile
         return server._node().callPeer(where, "store.transaction", (requests, watched, nil), {})
     return transactions.run(server.keyspace, requests, watched, nil)
+
+
+@rpc.expose("store.block")
+def _block(args: list[bytes], r3: bool, token: list) -> Any:
+    """BLPOP... for a connection on another worker: its reply, once there is one."""
+    if type(args) is not list or len(args) < 3 or any(type(a) is not bytes for a in args) \
+            or args[0].upper() not in (b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH") \
+            or type(r3) is not bool or type(token) not in (list, tuple):
+        raise TypeError("store.block takes a blocking command, r3 and a token")
+    keys = blocking.keysOf(args)
+    server._checkKeys(keys)
+    plan = server._plan(keys)
+    if plan is None:
+        return server._nextRoutes().addCallback(lambda _: _block(args, r3, token))
+    if len(plan) > 1:
+        return transactions.CROSSSLOT
+    where = next(iter(plan))
+    if where is not HERE:  # it moved on meanwhile
+        return server._node().callPeer(where, "store.block", (args, r3, token), {},
+                                       timeout=blocking.timeoutOf(args))
+    return server.waiters.block(args, r3, tuple(token), server._node().reactor)
+
+
+@rpc.expose("store.unblock")
+def _unblock(token: list, why: str) -> None:
+    if type(token) not in (list, tuple) or type(why) is not str:
+        raise TypeError("store.unblock takes a token and a reason")
+    server.waiters.unblock(tuple(token), why)
 
 
 @rpc.expose("store.scan")

@@ -39,6 +39,7 @@ from cluster.membership import FROZEN, HERE, NOBODY
 from cluster.protocol import Factory, Protocol
 from cluster.shards import SLOTS, keySlot
 from cluster.store import (
+    blocking,
     clustercmd,
     commandinfo,
     commands,
@@ -77,6 +78,7 @@ _crc16 = crc_hqx  # (keySlot's CRC16; "123 not in key": no "{", so no hash tag)
 _CLUSTERDOWN = "CLUSTERDOWN the shard's worker is not available"
 
 keyspace = Keyspace()
+keyspace.waiters = waiters = blocking.Blocked(keyspace)
 stats = {"connections": 0, "commands": 0, "remote": 0}
 
 
@@ -243,6 +245,7 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         self.r3 = False  # the client said HELLO 3
         self.channels: set[bytes] = set()  # SUBSCRIBE's
         self.patterns: set[bytes] = set()  # PSUBSCRIBE's
+        self.blocked: tuple | None = None  # (owner, token) of a BLPOP... that waits
         self.multi: list[list[bytes]] | None = None  # commands queued since MULTI
         self.multiFailed = False  # one could not be queued: EXEC answers EXECABORT
         self.queuedBytes = 0
@@ -254,6 +257,7 @@ class RespStore(pubsub.PubSubCommands, Protocol):
 
     def connectionLost(self, reason: Any) -> None:
         stats["connections"] -= 1
+        self._unblock("the client is gone")
         self._unsubscribeAll()
         self._unwatch()
         self._released()
@@ -355,7 +359,9 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         at most the RPC timeout."""
         if not self.held:
             _holding.add(self)
-            self._heldTimer = self.node.reactor.callLater(self.node.timeout, self._heldTooLong)
+            if self.blocked is None:  # (behind a blocked command, they wait for it)
+                self._heldTimer = self.node.reactor.callLater(self.node.timeout,
+                                                              self._heldTooLong)
         self.held.append(args)
 
     def _released(self) -> None:
@@ -412,6 +418,7 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         """The worker is draining: close once everything read has been answered (at once
         if nothing is in flight), so no request is ever cut off half way."""
         self.closeIdle = True
+        self._unblock("the worker is restarting")
         self._closeIfIdle()
 
     def _closeIfIdle(self) -> None:
@@ -523,8 +530,9 @@ class RespStore(pubsub.PubSubCommands, Protocol):
             return False  # a key's shard is moving
         _byName[name] += 1
         if isinstance(answer, Deferred):
-            # (after FLUSHALL, a version no routes have: what follows waits for it)
-            self.sentVersion = -1 if name in _FLUSHES else node.routeVersion
+            # (after FLUSHALL or a blocking command, a version no routes have: what
+            # follows waits for it)
+            self.sentVersion = -1 if name in _BARRIERS else node.routeVersion
         self.reply(answer)
         return True
 
@@ -792,6 +800,48 @@ class RespStore(pubsub.PubSubCommands, Protocol):
                                   {}).addCallback(
             lambda replies: replies[0] if type(replies) is list else replies)
 
+    def block(self, args: list[bytes]) -> Any:
+        """BLPOP, BRPOP, BLMOVE, BRPOPLPUSH: run where their keys are (all on one worker,
+        else -CROSSSLOT), waiting there if their lists are empty; later commands of this
+        connection wait for it, as in Redis."""
+        why = blocking.syntax(args)
+        if why is not None:
+            return why
+        keys = blocking.keysOf(args)
+        plan = self._route(keys)
+        if type(plan) is not dict:
+            return plan  # an error to answer, or None: wait for a move to end
+        if len(plan) > 1:
+            return transactions.CROSSSLOT
+        where, node = next(iter(plan)), self.node
+        token = (node.node, waiters.token())
+        if where is HERE:
+            answer = waiters.block(args, self.r3, token, node.reactor)
+        else:
+            answer = node.callPeer(where, "store.block", (args, self.r3, token), {},
+                                   timeout=blocking.timeoutOf(args) + node.timeout)
+        if isinstance(answer, Deferred):
+            self.blocked = (where, token)
+            answer.addBoth(self._blockEnded)
+        return answer
+
+    def _blockEnded(self, result: Any) -> Any:
+        self.blocked = None
+        if self.held and self._heldTimer is None:
+            self._heldTimer = self.node.reactor.callLater(self.node.timeout, self._heldTooLong)
+        return result
+
+    def _unblock(self, why: str) -> None:
+        """End this connection's blocked command, where it waits."""
+        if self.blocked is None:
+            return
+        where, token = self.blocked
+        if where is HERE:
+            waiters.unblock(token, why)
+        else:
+            self.node.callPeer(where, "store.unblock", (token, why), {}).addErrback(
+                lambda _: None)  # a lost owner ended it anyway
+
     def time(self, args: list[bytes]) -> bytes:
         return transactions.timeReply()
 
@@ -981,8 +1031,11 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"READONLY": (RespStore.okay, 1), b"READWRITE": (RespStore.okay, 1),
     b"ASKING": (RespStore.okay, 1),
     **{name: (RespStore.atomic, entry[1]) for name, entry in commands.MULTI_KEY.items()},
+    b"BLPOP": (RespStore.block, -3), b"BRPOP": (RespStore.block, -3),
+    b"BLMOVE": (RespStore.block, 6), b"BRPOPLPUSH": (RespStore.block, 4),
 }
-_FLUSHES = frozenset({b"FLUSHALL", b"FLUSHDB"})  # what follows one waits for it
+# what follows one of these waits for its reply
+_BARRIERS = frozenset({b"FLUSHALL", b"FLUSHDB", b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH"})
 # what runs at once inside MULTI (with Redis's answers), rather than being queued
 _NOT_QUEUED = frozenset({b"EXEC", b"DISCARD", b"MULTI", b"WATCH", b"QUIT"})
 
@@ -1014,6 +1067,7 @@ class StoreFactory(Factory):
     def stopFactory(self) -> None:
         if self._sweeper.running:
             self._sweeper.stop()
+        waiters.unblockAll("the worker is stopping")
 
     # the state hooks shard handoffs use (see worker.shardmove)
     def exportShard(self, slots: list[int]) -> Any:
@@ -1023,7 +1077,9 @@ class StoreFactory(Factory):
         handoff.importChunk(keyspace, chunk)
 
     def forgetShard(self, slots: list[int]) -> None:
-        handoff.forgetSlots(keyspace, set(slots), _node().slotOf)
+        moved, slotOf = set(slots), _node().slotOf
+        waiters.unblockAll("its key's shard moved", keep=lambda key: slotOf(key) not in moved)
+        handoff.forgetSlots(keyspace, moved, slotOf)
 
 
 factory = StoreFactory()

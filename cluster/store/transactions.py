@@ -77,7 +77,16 @@ def run(ks: Keyspace, requests: list[list[bytes]], watched: list[list[Any]],
         if ks.version(key) != version:
             return None
     table = commands.SINGLE_KEY3 if nil == resp.NULL3 else _SINGLE
-    return [_execute(ks, args, nil, table) for args in requests]
+    waiters = ks.waiters  # clients blocked on lists wait for the end of the transaction
+    if waiters is None:
+        return [_execute(ks, args, nil, table) for args in requests]
+    waiters.holding += 1
+    try:
+        return [_execute(ks, args, nil, table) for args in requests]
+    finally:
+        waiters.holding -= 1
+        if waiters.ready and not waiters.holding:
+            waiters.serve()
 
 
 def _execute(ks: Keyspace, args: list[bytes], nil: bytes, table: dict) -> bytes:
