@@ -263,9 +263,6 @@ def _randomkey() -> bytes | None:
     return scan.randomKey(server.keyspace)
 
 
-LOCAL = {"store.keys": _keys, "store.randomkey": _randomkey}  # (a worker's own port)
-
-
 @rpc.expose("store.keysInSlot")
 def _keysInSlot(slot: int, count: int) -> Any:
     """CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT for another worker: this worker's keys of

@@ -27,6 +27,7 @@ memory.
 from __future__ import annotations
 
 import random
+import time
 from binascii import crc_hqx
 from collections import deque
 from typing import Any
@@ -40,6 +41,7 @@ from cluster.protocol import Factory, Protocol
 from cluster.shards import SLOTS, keySlot
 from cluster.store import (
     blocking,
+    clients,
     clustercmd,
     commandinfo,
     commands,
@@ -246,6 +248,10 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         self.channels: set[bytes] = set()  # SUBSCRIBE's
         self.patterns: set[bytes] = set()  # PSUBSCRIBE's
         self.blocked: tuple | None = None  # (owner, token) of a BLPOP... that waits
+        self.id = clients.newId(self.node.node)  # CLIENT ID
+        self.created = self.active = time.monotonic()
+        self.lastCommand: list[bytes] | None = None
+        clients.connections.add(self)
         self.multi: list[list[bytes]] | None = None  # commands queued since MULTI
         self.multiFailed = False  # one could not be queued: EXEC answers EXECABORT
         self.queuedBytes = 0
@@ -257,6 +263,7 @@ class RespStore(pubsub.PubSubCommands, Protocol):
 
     def connectionLost(self, reason: Any) -> None:
         stats["connections"] -= 1
+        clients.connections.discard(self)
         self._unblock("the client is gone")
         self._unsubscribeAll()
         self._unwatch()
@@ -299,6 +306,8 @@ class RespStore(pubsub.PubSubCommands, Protocol):
             failure = None
         stats["commands"] += len(requests)
         self.commands += len(requests)
+        if requests:  # (for CLIENT LIST)
+            self.lastCommand, self.active = requests[-1], time.monotonic()
         dispatch, held = self.dispatch, self.held
         for args in requests:
             if held or not dispatch(args):
@@ -641,7 +650,7 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         on its own port, as a Redis Cluster node, unless ``cluster``)."""
         node = self.node
         if self.direct and node.workerPorts and not cluster:
-            return combine([remote.LOCAL[method](*call)])
+            return combine([rpc._exposed[method](*call)])
         return gatherFirst([node.callPeer(peer, method, call, {})
                             for peer in node.workerIncarnations()]).addCallback(combine)
 
@@ -858,16 +867,8 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         self.quitting = True
         return resp.OK
 
-    def client(self, args: list[bytes]) -> bytes:
-        sub = args[1].upper()
-        if sub == b"SETNAME" and len(args) == 3:
-            self.name = args[2] or None
-            return resp.OK
-        if sub == b"GETNAME":
-            return resp.bulk(self.name)
-        if sub == b"SETINFO":
-            return resp.OK
-        return resp.error(f"ERR unknown subcommand '{args[1].decode(errors='replace')}'")
+    def client(self, args: list[bytes]) -> Any:
+        return clients.command(self, args)
 
     def command(self, args: list[bytes]) -> bytes:
         return commandinfo.command(args, self.nil)
