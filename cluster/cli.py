@@ -42,7 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                  "rpc_timeout": args.rpc_timeout, "udp": args.udp,
                  "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_ca": args.tls_ca,
                  "metrics": args.metrics, "log_format": args.log_format,
-                 "worker_ports": args.worker_ports}
+                 "worker_ports": args.worker_ports, "appendonly": args.appendonly,
+                 "appendfsync": args.appendfsync}
     try:
         cfg = configmod.load(args.config, overrides)
     except (ValueError, OSError) as e:
@@ -132,6 +133,12 @@ def parser() -> argparse.ArgumentParser:
                      "listens on BASE+N (the default store: a Redis Cluster node there; "
                      "default BIND-PORT+1 for the default store, off for other apps; 0: "
                      "off)")
+    run.add_argument("--appendonly", metavar="DIR", help="the default store keeps an "
+                     "append-only file per worker in DIR and replays it at start (off by "
+                     "default: memory only)")
+    run.add_argument("--appendfsync", choices=("always", "everysec", "no"),
+                     help="with --appendonly: fsync before each write is answered "
+                     "(always), once a second (everysec, the default) or never (no)")
     run.add_argument("--metrics", metavar="HOST:PORT", help="serve Prometheus /metrics, "
                      "/status.json and a live status page at / on this address (off by "
                      "default)")

@@ -60,6 +60,8 @@ class Config:
     # worker-N also listens on worker_ports + N (a Redis Cluster node of the default
     # store); None: bind port + 1 for the default store, off for other apps; 0: off
     worker_ports: int | None = None
+    appendonly: str | None = None  # DIR: the default store's append-only files
+    appendfsync: str = "everysec"  # always, everysec or no (as Redis's)
 
     def __post_init__(self) -> None:
         if not self.workers:
@@ -89,6 +91,15 @@ class Config:
             raise ValueError(f"worker-ports must be a port number with room for "
                              f"{self.workers} worker(s) below 65536 (0: off), not "
                              f"{self.worker_ports!r}")
+        if self.appendfsync not in ("always", "everysec", "no"):
+            raise ValueError(f"appendfsync must be always, everysec or no, not "
+                             f"{self.appendfsync!r}")
+        if self.appendonly is not None:
+            if self.target is not None:
+                raise ValueError("appendonly is the default store's (run without a TARGET)")
+            self.appendonly = os.path.abspath(self.appendonly)
+            if os.path.exists(self.appendonly) and not os.path.isdir(self.appendonly):
+                raise ValueError(f"appendonly: {self.appendonly} is not a directory")
         if self.log_format not in LOG_FORMATS:
             raise ValueError(f"log-format must be text or json, not {self.log_format!r}")
         if self.metrics is not None:

@@ -235,7 +235,8 @@ class Supervisor:
                 "rpc_timeout": cfg.rpc_timeout, "rundir": self.rundir,
                 "supervisor_pid": os.getpid(), "udp": cfg.udp, "host": cfg.hostPort()[0],
                 "tls_cert": cfg.tls_cert, "tls_key": cfg.tls_key, "tls_ca": cfg.tls_ca,
-                "worker_ports": self.workerPortBase}
+                "worker_ports": self.workerPortBase, "appendonly": cfg.appendonly,
+                "appendfsync": cfg.appendfsync}
 
     def spawnGateway(self, successor: bool = False) -> Child:
         child = Child("gateway", None, successor)

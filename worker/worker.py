@@ -74,6 +74,9 @@ class Worker:
     def start(self) -> None:
         """Begin taking connections; tell the supervisor we are ready."""
         r = self.reactor
+        configure = getattr(self.factory, "configure", None)
+        if configure is not None:  # (the default store: its --appendonly settings)
+            configure(self.spec)
         self.factory.doStart()  # as a listening port would: startFactory runs once
         r.addSystemEventTrigger("after", "shutdown", self.factory.doStop)
         self.shards = ShardMover(self.rpc, self.factory, self.control.send)

@@ -45,6 +45,8 @@ def _pop(ks: Keyspace, args: list[bytes], r3: bool, end: str) -> bytes | None:
         if items:
             value = items.popleft() if end == "LEFT" else items.pop()
             typed.changed(ks, key, items)
+            if ks.aof is not None:  # (the pop it was, for the append-only file)
+                ks.aof.log([b"LPOP" if end == "LEFT" else b"RPOP", key])
             return resp.array([resp.bulk(key), resp.bulk(value)])
     for key in args[1:-1]:
         typed.fetch(ks, key, deque)  # -WRONGTYPE for any key of another type
@@ -54,7 +56,11 @@ def _pop(ks: Keyspace, args: list[bytes], r3: bool, end: str) -> bytes | None:
 def _move(ks: Keyspace, args: list[bytes]) -> bytes | None:
     """BLMOVE/BRPOPLPUSH at once: LMOVE's reply, or None if the source is empty."""
     reply = lists.lmove(ks, args)
-    return None if reply == resp.NIL else reply
+    if reply == resp.NIL:
+        return None
+    if ks.aof is not None and reply[:1] != b"-":
+        ks.aof.log(args)
+    return reply
 
 
 def attempt(ks: Keyspace, args: list[bytes], r3: bool) -> bytes | None:

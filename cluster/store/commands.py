@@ -357,10 +357,15 @@ def mget(ks: Keyspace, keys: list[bytes]) -> list[bytes | None]:
 def mset(ks: Keyspace, pairs: list[bytes]) -> None:
     for i in range(0, len(pairs), 2):
         ks.set(pairs[i], pairs[i + 1])
+    if ks.aof is not None:
+        ks.aof.log([b"MSET", *pairs])
 
 
 def delete(ks: Keyspace, keys: list[bytes]) -> int:
-    return sum(1 for k in keys if ks.exists(k) and ks.delete(k))
+    gone = [k for k in keys if ks.exists(k) and ks.delete(k)]
+    if gone and ks.aof is not None:
+        ks.aof.log([b"DEL", *gone])
+    return len(gone)
 
 
 def exists(ks: Keyspace, keys: list[bytes]) -> int:

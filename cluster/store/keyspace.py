@@ -43,6 +43,7 @@ class Keyspace:
         # Redis's hash slot -> its keys here (SCAN, KEYS by slot, CLUSTER GETKEYSINSLOT)
         self.bySlot: dict[int, set[bytes]] = {}
         self.waiters: Any = None  # clients blocked on lists here (blocking.Blocked)
+        self.aof: Any = None  # the append-only file, with --appendonly (aof.AppendOnly)
 
     # -- reading and writing ---------------------------------------------------------------
 

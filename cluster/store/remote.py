@@ -166,6 +166,8 @@ def _flushall() -> Any:
     if node.frozen or node.loading:  # a shard is moving out or in: flush once it is over
         return server._nextRoutes().addCallback(lambda _: _flushall())
     server.keyspace.flush()
+    if server.keyspace.aof is not None:
+        server.keyspace.aof.log([b"FLUSHALL"])
     return None
 
 
@@ -249,6 +251,11 @@ def _scan(cursor: int, count: int, pattern: bytes | None, kind: bytes | None) ->
     if where is HERE or where is NOBODY:
         return list(scan.walk(server.keyspace, node.route, cursor, count, pattern, kind))
     return node.callPeer(where, "store.scan", (cursor, count, pattern, kind), {})
+
+
+@rpc.expose("store.bgrewriteaof")
+def _bgrewriteaof() -> bool:
+    return server.keyspace.aof is not None and server.keyspace.aof.rewrite()
 
 
 @rpc.expose("store.keys")

@@ -40,12 +40,14 @@ from cluster.membership import FROZEN, HERE, NOBODY
 from cluster.protocol import Factory, Protocol
 from cluster.shards import SLOTS, keySlot
 from cluster.store import (
+    aof,
     blocking,
     clients,
     clustercmd,
     commandinfo,
     commands,
     handoff,
+    persistence,
     pubsub,
     resp,
     scan,
@@ -654,6 +656,14 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         return gatherFirst([node.callPeer(peer, method, call, {})
                             for peer in node.workerIncarnations()]).addCallback(combine)
 
+    def bgrewriteaof(self, args: list[bytes]) -> Any:
+        """BGREWRITEAOF: every worker rewrites its append-only file in the background."""
+        if keyspace.aof is None:
+            return resp.error("ERR the append-only file is off (cluster run --appendonly "
+                              "DIR turns it on)")
+        return self._everywhere("store.bgrewriteaof", (), lambda _: resp.simple(
+            "Background append only file rewriting started"), cluster=True)
+
     def dbsize(self, args: list[bytes]) -> Any:
         return rpc.broadcast("store.dbsize").addCallback(
             lambda sizes: resp.integer(sum(sizes.values())))
@@ -1019,6 +1029,7 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"TIME": (RespStore.time, 1),
     b"DBSIZE": (RespStore.dbsize, 1), b"SCAN": (RespStore.scan, -2),
     b"KEYS": (RespStore.keys, 2), b"RANDOMKEY": (RespStore.randomkey, 1),
+    b"BGREWRITEAOF": (RespStore.bgrewriteaof, 1),
     b"FLUSHALL": (RespStore.flushall, -1), b"RESET": (RespStore.reset, 1),
     b"SUBSCRIBE": (RespStore.subscribeCommand, -2),
     b"PSUBSCRIBE": (RespStore.subscribeCommand, -2),
@@ -1047,6 +1058,13 @@ _byName = dict.fromkeys([*commands.SINGLE_KEY, *CONNECTION_COMMANDS], 0)
 
 class StoreFactory(Factory):
     protocol = RespStore
+    settings: dict[str, Any] = {}  # the cluster's (--appendonly...), from configure
+    _cleared: set[int] = set()  # slots coming in by handoff whose old keys here are gone
+    _inheriting = False  # a reload's successor, before its shards are all in
+
+    def configure(self, spec: dict[str, Any]) -> None:
+        """The worker's settings, before startFactory."""
+        self.settings = spec
 
     def metrics(self) -> dict[str, Any]:
         """For ``--metrics`` and the status page (see ``cluster.metrics.appMetrics``)."""
@@ -1063,24 +1081,62 @@ class StoreFactory(Factory):
         self._sweeper = LoopingCall(keyspace.sweep)
         self._sweeper.clock = reactor
         self._sweeper.start(SWEEP_INTERVAL, now=False)
-        _node().routeListeners.append(_routesChanged)
+        node = _node()
+        node.routeListeners.append(_routesChanged)
+        node.routeListeners.append(self._routesChanged)
+        if self.settings.get("appendonly"):
+            persistence.start(keyspace, self.settings["appendonly"],
+                              self.settings.get("appendfsync", "everysec"), node,
+                              node.successor)
+            self._inheriting = node.successor  # a predecessor's files: gone once loaded
+
+    def _routesChanged(self) -> None:
+        node = _node()
+        loading = node.loading
+        self._cleared = self._cleared.intersection(*loading.values()) if loading else set()
+        if self._inheriting and keyspace.aof is not None and not loading and not \
+                node.successor and any(where is HERE for where in node.route):
+            self._inheriting = False
+            keyspace.aof.dropOlder()  # (what the predecessor's files held came by handoff)
 
     def stopFactory(self) -> None:
         if self._sweeper.running:
             self._sweeper.stop()
         waiters.unblockAll("the worker is stopping")
+        if keyspace.aof is not None:
+            keyspace.aof.close()
 
     # the state hooks shard handoffs use (see worker.shardmove)
     def exportShard(self, slots: list[int]) -> Any:
         return handoff.exportSlots(keyspace, set(slots), _node().slotOf)
 
     def importShard(self, chunk: Any) -> None:
-        handoff.importChunk(keyspace, chunk)
+        node = _node()
+        incoming = set().union(*node.loading.values()) - self._cleared
+        if incoming:  # what this worker held of them before is stale: it goes first
+            self._cleared = self._cleared | incoming
+            raw = [s for s in range(SLOTS) if s % node.slots in incoming]
+            for slot in raw:
+                for key in list(keyspace.bySlot.get(slot, ())):
+                    keyspace.delete(key)
+            if keyspace.aof is not None:
+                for r in aof.ownRecords(raw):
+                    keyspace.aof.append(r)
+        keys = handoff.importChunk(keyspace, chunk)
+        if keyspace.aof is not None:
+            keyspace.aof.append(b"".join(
+                r for key in keys for r in aof.keyRecords(keyspace, key, keyspace.value(key))))
 
     def forgetShard(self, slots: list[int]) -> None:
-        moved, slotOf = set(slots), _node().slotOf
+        node = _node()
+        moved, slotOf = set(slots), node.slotOf
         waiters.unblockAll("its key's shard moved", keep=lambda key: slotOf(key) not in moved)
         handoff.forgetSlots(keyspace, moved, slotOf)
+        # (their keys in the append-only file are no one's now: others OWN them)
+        if keyspace.aof is not None and not node.loading and not any(
+                where is HERE for where in node.route):
+            keyspace.aof.remove()  # every shard moved away: its state lives elsewhere
+            keyspace.aof = None
 
 
 factory = StoreFactory()

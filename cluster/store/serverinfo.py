@@ -41,6 +41,17 @@ def config(args: list[bytes], resp3: bool) -> bytes:
                       f"store (its settings are cluster run's flags)")
 
 
+def _aof(log: Any) -> list[tuple[str, Any]]:
+    """INFO persistence's AOF fields (this worker's file)."""
+    if log is None:
+        return [("aof_enabled", 0)]
+    return [("aof_enabled", 1), ("aof_rewrite_in_progress", int(log.rewriting is not None)),
+            ("aof_last_bgrewrite_status", log.lastRewrite),
+            ("aof_last_write_status", "ok" if log.failed is None else "err"),
+            ("aof_current_size", log.size), ("aof_base_size", log.baseSize),
+            ("aof_fsync", log.fsync)]
+
+
 def info(args: list[bytes], node: Any, ks: Keyspace, stats: dict[str, int],
          port: int) -> bytes:
     """INFO [section ...]: Redis's sections (default: all of them) plus the cluster's
@@ -60,7 +71,7 @@ def info(args: list[bytes], node: Any, ks: Keyspace, stats: dict[str, int],
         "memory": [("used_memory", _rss()), ("maxmemory", 0),
                    ("maxmemory_policy", "noeviction")],
         "persistence": [("loading", 0), ("rdb_changes_since_last_save", 0),
-                        ("aof_enabled", 0)],
+                        *_aof(ks.aof)],
         "stats": [("total_commands_processed", stats["commands"]),
                   ("expired_keys", ks.expired), ("evicted_keys", 0)],
         "keyspace": [("db0", f"keys={len(ks)},expires={len(ks.expires)},avg_ttl=0")],

@@ -78,15 +78,19 @@ def run(ks: Keyspace, requests: list[list[bytes]], watched: list[list[Any]],
             return None
     table = commands.SINGLE_KEY3 if nil == resp.NULL3 else _SINGLE
     waiters = ks.waiters  # clients blocked on lists wait for the end of the transaction
-    if waiters is None:
-        return [_execute(ks, args, nil, table) for args in requests]
-    waiters.holding += 1
+    if waiters is not None:
+        waiters.holding += 1
+    if ks.aof is not None and len(requests) > 1:
+        ks.aof.log([b"MULTI"])  # (replayed whole or not at all)
     try:
         return [_execute(ks, args, nil, table) for args in requests]
     finally:
-        waiters.holding -= 1
-        if waiters.ready and not waiters.holding:
-            waiters.serve()
+        if ks.aof is not None and len(requests) > 1:
+            ks.aof.log([b"EXEC"])
+        if waiters is not None:
+            waiters.holding -= 1
+            if waiters.ready and not waiters.holding:
+                waiters.serve()
 
 
 def _execute(ks: Keyspace, args: list[bytes], nil: bytes, table: dict) -> bytes:

@@ -1,0 +1,153 @@
+"""``--appendonly``: the store's writes logged to its append-only file (``aof``), and the
+keyspace made again from the files when a worker starts.
+
+With persistence on, every write command of the command tables is wrapped: it is
+refused with ``-MISCONF`` while the file cannot be written, and logged once it has run
+without error (see ``aof`` for the commands logged as what they did). Writes outside the
+tables (MSET, DEL, FLUSHALL, a woken BLPOP, a shard's handoff) log themselves through
+``Keyspace.aof``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+from cluster.membership import HERE
+from cluster.shards import SLOTS, ownerOfSlot
+from cluster.store import aof, commands, transactions
+from cluster.store.keyspace import Keyspace
+
+log = logging.getLogger("cluster")
+
+# logged by what they did, not as sent (their effects are random, or logged where made)
+DROP_OLDER_AFTER = 30.0  # seconds: workers starting together may still be replaying them
+_SELF_LOGGED = {b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH"}
+
+
+def start(ks: Keyspace, directory: str, fsync: str, node: Any, successor: bool) -> None:
+    """Open this worker's file: a worker starting on its own replays the directory
+    first and keeps the keys of its slots; a successor (reload) starts empty, its
+    shards come by handoff."""
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    index = int(node.node.rsplit("-", 1)[1])
+    mine = {s for s in range(SLOTS) if ownerOfSlot(s % node.slots, node.workers, node.slots)
+            == index}
+    log_ = aof.AppendOnly(directory, node.node, fsync, node.reactor, ks,
+                          lambda: {s for s in range(SLOTS) if node.route[s % node.slots]
+                                   is HERE})
+    if not successor:
+        files = log_.files()
+        records = aof.replay(files, ks, apply,
+                             lambda path: os.path.basename(path).startswith(log_.prefix))
+        for slot in [s for s in ks.bySlot if s not in mine]:
+            for key in list(ks.bySlot.get(slot, ())):
+                ks.delete(key)
+        if files:
+            log.info("%s: replayed %d records of %d append-only file(s): %d keys",
+                     node.node, records, len(files), len(ks))
+    log_.open(aof.dump(ks, mine) if not successor else (), dropOlderIn=DROP_OLDER_AFTER)
+    ks.aof = log_
+    _wrapTables()
+
+
+def apply(ks: Keyspace, args: list[bytes], current: Callable[[bytes], bool]) -> None:
+    """Redo one record, for the keys ``current`` says it holds the latest of (replay:
+    nothing is logged meanwhile)."""
+    name = args[0].upper()
+    if name == b"MSET":
+        pairs = [x for i in range(1, len(args) - 1, 2) if current(args[i])
+                 for x in args[i:i + 2]]
+        commands.mset(ks, pairs)
+    elif name in (b"DEL", b"UNLINK"):
+        commands.delete(ks, [k for k in args[1:] if current(k)])
+    elif name == b"FLUSHALL":
+        for key in [k for k in ks.data if current(k)]:
+            ks.delete(key)
+    elif name in commands.SINGLE_KEY:
+        if current(args[1]):
+            commands.SINGLE_KEY[name][0](ks, args)
+    elif name in commands.MULTI_KEY:
+        keys = transactions.keysOf(args)
+        if keys and current(keys[0]):
+            commands.MULTI_KEY[name][0](ks, args, False)
+    else:
+        log.warning("append-only file: %r is not a command to replay; skipped", args[0])
+
+
+_wrapped = False
+
+
+def _wrapTables() -> None:
+    """Wrap every write command of the tables (once per process)."""
+    global _wrapped
+    if _wrapped:
+        return
+    _wrapped = True
+    for table in (commands.SINGLE_KEY, commands.SINGLE_KEY3):
+        for name, (function, arity) in list(table.items()):
+            if name not in commands.READS:
+                table[name] = (_logged(function, name), arity)
+    for name, entry in list(commands.MULTI_KEY.items()):
+        if name not in commands.READS and name not in _SELF_LOGGED:
+            commands.MULTI_KEY[name] = (_logged(entry[0], name), *entry[1:])
+
+
+def _logged(function: Callable[..., Any], name: bytes) -> Callable[..., Any]:
+    def command(ks: Keyspace, args: list[bytes], *rest: Any, **kw: Any) -> Any:
+        log_ = ks.aof
+        if log_ is None:
+            return function(ks, args, *rest, **kw)
+        why = log_.usable()
+        if why is not None:
+            return why
+        reply = function(ks, args, *rest, **kw)
+        if type(reply) is not bytes or reply[:1] == b"-":
+            return reply  # nothing done
+        out = [aof.record(_asDone(name, args, reply))]
+        if name in aof.RELATIVE_EXPIRY:
+            deadline = ks.expires.get(args[1])
+            if deadline is not None and ks.exists(args[1]):
+                out.append(aof.expiryRecord(ks, args[1], deadline))
+        log_.append(b"".join(out))
+        if log_.failed is not None and log_.fsync == "always":
+            return aof.misconf(log_.failed)  # not stored: not acknowledged either
+        return reply
+
+    return command
+
+
+def _asDone(name: bytes, args: list[bytes], reply: bytes) -> list[bytes]:
+    """The record that redoes ``args`` as it went: SPOP as SREM of what it took."""
+    if name != b"SPOP":
+        return args
+    return [b"SREM", args[1], *_bulks(reply)]
+
+
+def _bulks(reply: bytes) -> list[bytes]:
+    """The bulk strings of a reply (a bulk string, an array or a set of them)."""
+    out, pos = [], 0
+    while True:
+        start = reply.find(b"$", pos)
+        if start < 0:
+            return out
+        eol = reply.index(b"\r\n", start)
+        length = int(reply[start + 1:eol])
+        if length < 0:
+            return out
+        out.append(reply[eol + 2:eol + 2 + length])
+        pos = eol + 4 + length
+
+
+def logged(ks: Keyspace, args: list[bytes]) -> None:
+    """Log a write made outside the tables (MSET, DEL, FLUSHALL, a woken BLPOP)."""
+    if ks.aof is not None:
+        ks.aof.log(args)
+
+
+def refusal(ks: Keyspace) -> bytes | None:
+    """-MISCONF while the file cannot be written (None: writes may go on)."""
+    return None if ks.aof is None else ks.aof.usable()
+
