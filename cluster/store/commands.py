@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from cluster.store import blocking, hashes, lists, resp, sets, typed, zsets
+from cluster.store import bits, blocking, geo, hashes, keycommands, lists, resp, sets, typed, zsets
 from cluster.store.keyspace import Keyspace, WrongType
 
 NOT_INTEGER = resp.error("ERR value is not an integer or out of range")
@@ -374,7 +374,7 @@ def exists(ks: Keyspace, keys: list[bytes]) -> int:
 
 # The data types' commands (cluster.store.hashes, ...): each takes (keyspace, request,
 # r3) where r3 says the client speaks RESP3; the RESP2 table calls them as they are.
-_TYPES = (hashes, lists, sets, zsets)
+_TYPES = (hashes, lists, sets, zsets, geo, bits, keycommands)
 for _module in _TYPES:
     SINGLE_KEY.update(_module.COMMANDS)
 # commands that may put elements on a list a client blocks on (BLPOP...) wake it
