@@ -943,7 +943,8 @@ class RespStore(pubsub.PubSubCommands, Protocol):
 
     def info(self, args: list[bytes]) -> bytes:
         return serverinfo.info(args, self.node, keyspace, stats,
-                               self.transport.getHost().port)
+                               self.transport.getHost().port,
+                               self.direct and bool(self.node.workerPorts))
 
 
 class _Gathered:

@@ -53,9 +53,11 @@ def _aof(log: Any) -> list[tuple[str, Any]]:
 
 
 def info(args: list[bytes], node: Any, ks: Keyspace, stats: dict[str, int],
-         port: int) -> bytes:
+         port: int, clusterNode: bool) -> bytes:
     """INFO [section ...]: Redis's sections (default: all of them) plus the cluster's
-    own fields in ``# Cluster``."""
+    own fields in ``# Cluster``. ``cluster_enabled`` is 1 where the store is a Redis
+    Cluster node (``clusterNode``: a worker's own port), 0 on the gateway's port, where
+    it answers as one Redis server."""
     wanted = {a.decode(errors="replace").lower() for a in args[1:]} or {"default"}
     if wanted & {"default", "all", "everything"}:
         wanted = set(SECTIONS)
@@ -67,7 +69,8 @@ def info(args: list[bytes], node: Any, ks: Keyspace, stats: dict[str, int],
                    ("arch_bits", struct.calcsize("P") * 8), ("process_id", os.getpid()),
                    ("tcp_port", port), ("uptime_in_seconds", uptime),
                    ("uptime_in_days", uptime // 86400)],
-        "clients": [("connected_clients", stats["connections"]), ("blocked_clients", 0)],
+        "clients": [("connected_clients", stats["connections"]),
+                    ("blocked_clients", len(ks.waiters.byToken) if ks.waiters else 0)],
         "memory": [("used_memory", _rss()), ("maxmemory", 0),
                    ("maxmemory_policy", "noeviction")],
         "persistence": [("loading", 0), ("rdb_changes_since_last_save", 0),
@@ -75,7 +78,8 @@ def info(args: list[bytes], node: Any, ks: Keyspace, stats: dict[str, int],
         "stats": [("total_commands_processed", stats["commands"]),
                   ("expired_keys", ks.expired), ("evicted_keys", 0)],
         "keyspace": [("db0", f"keys={len(ks)},expires={len(ks.expires)},avg_ttl=0")],
-        "cluster": [("cluster_enabled", 1), ("node", node.node), ("workers", node.workers),
+        "cluster": [("cluster_enabled", int(clusterNode)), ("node", node.node),
+                    ("workers", node.workers),
                     ("shards", shards), ("connections", stats["connections"]),
                     ("commands", stats["commands"]), ("remote_commands", stats["remote"]),
                     ("expired_keys", ks.expired), ("rpc_calls", node.calls),
