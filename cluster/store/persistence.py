@@ -17,7 +17,7 @@ from typing import Any
 
 from cluster.membership import HERE
 from cluster.shards import SLOTS, ownerOfSlot
-from cluster.store import aof, commands, transactions
+from cluster.store import aof, commands, serverinfo, transactions
 from cluster.store.keyspace import Keyspace
 
 log = logging.getLogger("cluster")
@@ -50,6 +50,7 @@ def start(ks: Keyspace, directory: str, fsync: str, node: Any, successor: bool) 
                      node.node, records, len(files), len(ks))
     log_.open(aof.dump(ks, mine) if not successor else (), dropOlderIn=DROP_OLDER_AFTER)
     ks.aof = log_
+    serverinfo.SETTINGS.update(appendonly="yes", appendfsync=fsync, dir=directory)
     _wrapTables()
 
 

@@ -19,6 +19,7 @@ from cluster.store import (
     blocking,
     clustercmd,
     commands,
+    limits,
     resp,
     scan,
     server,
@@ -256,6 +257,21 @@ def _scan(cursor: int, count: int, pattern: bytes | None, kind: bytes | None) ->
 @rpc.expose("store.bgrewriteaof")
 def _bgrewriteaof() -> bool:
     return server.keyspace.aof is not None and server.keyspace.aof.rewrite()
+
+
+@rpc.expose("store.configSet")
+def _configSet(values: dict[str, str]) -> None:
+    if type(values) is not dict or any(type(v) is not str for v in values.values()) \
+            or not set(values) <= limits.SETTABLE:
+        raise TypeError("store.configSet takes settings CONFIG SET may change")
+    limits.apply(values)
+
+
+@rpc.expose("store.resetStats")
+def _resetStats() -> None:
+    """CONFIG RESETSTAT: this worker's counters start again."""
+    server.stats["commands"] = server.stats["remote"] = 0
+    server.keyspace.expired = 0
 
 
 @rpc.expose("store.keys")

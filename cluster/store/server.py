@@ -47,6 +47,7 @@ from cluster.store import (
     commandinfo,
     commands,
     handoff,
+    limits,
     persistence,
     pubsub,
     resp,
@@ -928,7 +929,16 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         return self._everywhere("store.pubsub", (sub, args[2:]),
                                 pubsub.pubsubCombine(sub, args[2:]), cluster=True)
 
-    def config(self, args: list[bytes]) -> bytes:
+    def config(self, args: list[bytes]) -> Any:
+        sub = args[1].upper()
+        if sub == b"SET":
+            values = limits.parse(args)
+            if type(values) is bytes:
+                return values
+            return self._everywhere("store.configSet", (values,), lambda _: resp.OK,
+                                    cluster=True)
+        if sub == b"RESETSTAT":
+            return self._everywhere("store.resetStats", (), lambda _: resp.OK, cluster=True)
         return serverinfo.config(args, self.nil == resp.NULL3)
 
     def clusterCommand(self, args: list[bytes]) -> Any:
@@ -937,8 +947,11 @@ class RespStore(pubsub.PubSubCommands, Protocol):
                                   _askKeys, self.direct)
 
     def okay(self, args: list[bytes]) -> bytes:
-        """READONLY, READWRITE, ASKING: accepted (no replicas here; a slot being moved
-        waits for its move instead of asking elsewhere)."""
+        """READONLY, READWRITE, ASKING: accepted on a worker's own port, a Redis Cluster
+        node (no replicas here; a slot being moved waits for its move instead of asking
+        elsewhere); refused on the gateway's, one Redis server, as Redis refuses them."""
+        if not (self.direct and self.node.workerPorts):
+            return resp.error("ERR This instance has cluster support disabled")
         return resp.OK
 
     def info(self, args: list[bytes]) -> bytes:
@@ -1082,6 +1095,10 @@ class StoreFactory(Factory):
         self._sweeper = LoopingCall(keyspace.sweep)
         self._sweeper.clock = reactor
         self._sweeper.start(SWEEP_INTERVAL, now=False)
+        self._limits = [LoopingCall(limits.closeIdle), LoopingCall(limits.sampleMemory)]
+        for loop, interval in zip(self._limits, (1.0, 0.1), strict=True):
+            loop.clock = reactor
+            loop.start(interval, now=False)
         node = _node()
         node.routeListeners.append(_routesChanged)
         node.routeListeners.append(self._routesChanged)
@@ -1101,8 +1118,9 @@ class StoreFactory(Factory):
             keyspace.aof.dropOlder()  # (what the predecessor's files held came by handoff)
 
     def stopFactory(self) -> None:
-        if self._sweeper.running:
-            self._sweeper.stop()
+        for loop in (self._sweeper, *self._limits):
+            if loop.running:
+                loop.stop()
         waiters.unblockAll("the worker is stopping")
         if keyspace.aof is not None:
             keyspace.aof.close()

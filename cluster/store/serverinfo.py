@@ -19,24 +19,29 @@ STARTED = time.time()
 SETTINGS = {"save": "", "appendonly": "no", "appendfsync": "everysec", "databases": "1",
             "maxmemory": "0", "maxmemory-policy": "noeviction", "cluster-enabled": "yes",
             "timeout": "0", "tcp-keepalive": "300", "maxclients": "10000",
-            "proto-max-bulk-len": str(resp.MAX_BULK)}
+            "proto-max-bulk-len": str(resp.MAX_BULK), "hash-max-listpack-entries": "512",
+            "hash-max-listpack-value": "64", "set-max-intset-entries": "512",
+            "zset-max-listpack-entries": "128",
+            "zset-max-listpack-value": "64", "list-max-listpack-size": "-2"}
+# Redis's older names for some of them (the same setting)
+ALIASES = {"hash-max-ziplist-entries": "hash-max-listpack-entries",
+           "zset-max-ziplist-entries": "zset-max-listpack-entries"}
 SECTIONS = ("server", "clients", "memory", "persistence", "stats", "keyspace", "cluster")
 
 
 def config(args: list[bytes], resp3: bool) -> bytes:
-    """CONFIG GET pattern [pattern ...] (a map in RESP3, pairs in RESP2); CONFIG
-    RESETSTAT; nothing can be set here."""
+    """CONFIG GET pattern [pattern ...] (a map in RESP3, pairs in RESP2). (CONFIG SET
+    and RESETSTAT go to every worker: see the server.)"""
     sub = args[1].upper()
     if sub == b"GET":
         if len(args) < 3:
             return resp.error("ERR wrong number of arguments for 'config|get' command")
         patterns = [a.decode(errors="replace").lower() for a in args[2:]]
-        names = [n for n in SETTINGS if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
-        items = [x for n in names for x in (resp.bulk(n.encode()),
-                                            resp.bulk(SETTINGS[n].encode()))]
+        names = [n for n in [*SETTINGS, *ALIASES]
+                 if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+        items = [x for n in names for x in (resp.bulk(n.encode()), resp.bulk(
+            SETTINGS[ALIASES.get(n, n)].encode()))]
         return (b"%%%d\r\n" % len(names) + b"".join(items)) if resp3 else resp.array(items)
-    if sub == b"RESETSTAT":
-        return resp.OK
     return resp.error(f"ERR CONFIG {sub.decode(errors='replace')} is not supported by this "
                       f"store (its settings are cluster run's flags)")
 
