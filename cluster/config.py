@@ -95,7 +95,7 @@ class Config:
             raise ValueError(f"appendfsync must be always, everysec or no, not "
                              f"{self.appendfsync!r}")
         if self.appendonly is not None:
-            if self.target is not None:
+            if self.target is not None and not self.target.startswith("cluster.store"):
                 raise ValueError("appendonly is the default store's (run without a TARGET)")
             self.appendonly = os.path.abspath(self.appendonly)
             if os.path.exists(self.appendonly) and not os.path.isdir(self.appendonly):

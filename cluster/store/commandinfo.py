@@ -55,6 +55,8 @@ TABLE.update({name.lower(): (entry[1], READ if name in commands.READS else WRITE
 def _info(name: bytes) -> bytes:
     arity, kind, first, last, step = TABLE[name]
     flags = [resp.simple(kind)] if kind else []
+    if name.upper() in commands.KEYS_OF:
+        flags.append(resp.simple("movablekeys"))
     # then ACL categories, tips, key specifications and subcommands: none described here
     return resp.array([resp.bulk(name), resp.integer(arity), resp.array(flags),
                        resp.integer(first), resp.integer(last), resp.integer(step),
@@ -62,7 +64,14 @@ def _info(name: bytes) -> bytes:
 
 
 def getKeys(args: list[bytes]) -> list[bytes] | None:
-    """The keys of a command as the table says (None: no such command, or no keys)."""
+    """The keys of a command as the table says, or as the command finds them when they
+    follow a count (ZUNIONSTORE...); None: no such command, or no keys."""
+    finder = commands.KEYS_OF.get(args[0].upper())
+    if finder is not None:
+        try:
+            return finder(args) or None
+        except ValueError:
+            return None
     entry = TABLE.get(args[0].lower())
     if entry is None or not entry[2]:
         return None
