@@ -19,21 +19,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import subprocess
 import tempfile
 from collections import defaultdict
 from contextlib import contextmanager
 
-from bench.common import (
-    cluster,
-    cpu_seconds,
-    free_port,
-    machine,
-    median,
-    raise_fd_limit,
-    redis_benchmark,
-    wait_for_port,
-)
+from bench import bench_store
+from bench.common import cluster, cpu_seconds, machine, median, raise_fd_limit, redis_benchmark
 
 TYPES = ("lpush", "lpop", "sadd", "hset", "zadd")
 FSYNCS = ("off", "everysec", "always")
@@ -41,19 +32,11 @@ FSYNCS = ("off", "everysec", "always")
 
 @contextmanager
 def redis_server(fsync: str):
-    port = free_port()
     with tempfile.TemporaryDirectory() as d:
-        aof = ["--appendonly", "no"] if fsync == "off" else \
-            ["--appendonly", "yes", "--appendfsync", fsync, "--dir", d]
-        proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                                 "--save", "", *aof], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, preexec_fn=raise_fd_limit)
-        try:
-            wait_for_port(port, 10)
-            yield port, [proc.pid]
-        finally:
-            proc.terminate()
-            proc.wait()
+        aof = [] if fsync == "off" else ["--appendonly", "yes", "--appendfsync", fsync,
+                                         "--dir", d]
+        with bench_store.redis_server(*aof) as server:
+            yield server
 
 
 @contextmanager

@@ -39,10 +39,11 @@ TESTS = ("ping", "set", "get", "mset")
 
 
 @contextmanager
-def redis_server():
+def redis_server(*options: str):
+    """redis-server on a free port (no persistence unless ``options`` say): (port, pids)."""
     port = free_port()
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no"],
+                             "--save", "", "--appendonly", "no", *options],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             preexec_fn=raise_fd_limit)
     try:

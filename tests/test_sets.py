@@ -217,3 +217,22 @@ def _crossslot(r: redis.Redis, *command: str) -> bool:
     except redis.exceptions.ClusterCrossSlotError:
         return True
     return False
+
+
+def test_random_picks_with_repeats_are_bounded(stores):
+    """A negative count sets the reply's size: past the bound it is an error, not a
+    reply of billions of elements (Redis 7.0 tries, and runs out of memory)."""
+    import redis as redis_py
+
+    from cluster.store.typed import MAX_PICKS
+
+    r = redis_py.Redis(port=stores[1].port, socket_timeout=10)
+    r.sadd("bs", "a")
+    r.hset("bh", "f", "v")
+    r.zadd("bz", {"m": 1})
+    for command in (["SRANDMEMBER", "bs"], ["HRANDFIELD", "bh"], ["ZRANDMEMBER", "bz"]):
+        with pytest.raises(redis_py.ResponseError, match="at most"):
+            r.execute_command(*command, -(MAX_PICKS + 1))
+        assert len(r.execute_command(*command, -1000)) == 1000
+    assert r.ping()
+    r.close()

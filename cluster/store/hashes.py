@@ -132,9 +132,9 @@ def hrandfield(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
         return resp.bulk(random.choice(list(h)) if h else None)
     if not h or count == 0:
         return resp.EMPTY_ARRAY
-    fields = list(h)
-    picked = random.choices(fields, k=-count) if count < 0 else \
-        random.sample(fields, min(count, len(fields)))
+    picked = typed.picks(list(h), count)
+    if type(picked) is bytes:
+        return picked
     if len(args) < 4:
         return resp.array([resp.bulk(f) for f in picked])
     if r3:

@@ -103,9 +103,9 @@ def srandmember(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
         return resp.bulk(random.choice(tuple(s)) if s else None)
     if not s or count == 0:
         return resp.EMPTY_ARRAY
-    members = tuple(s)
-    picked = random.choices(members, k=-count) if count < 0 else \
-        random.sample(members, min(count, len(members)))
+    picked = typed.picks(tuple(s), count)
+    if type(picked) is bytes:
+        return picked
     return resp.array([resp.bulk(m) for m in picked])
 
 

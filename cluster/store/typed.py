@@ -11,9 +11,10 @@ keyspace (``changed``), which is what makes WATCH see it.
 from __future__ import annotations
 
 import math
+import random
 import re
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -89,6 +90,26 @@ def changed(ks: Keyspace, key: bytes, value: Any) -> None:
         ks.delete(key)
     elif ks.watched:
         ks.touch(key)
+
+
+MAX_PICKS = 1_000_000  # random picks with repeats one HRANDFIELD/SRANDMEMBER/... may ask
+TOO_MANY_PICKS = resp.error(f"ERR a negative count asks for at most {MAX_PICKS} random "
+                            f"picks on this store")
+RANDOM_RANGE = resp.error("ERR value is out of range, value must between "
+                          "-9223372036854775807 and 9223372036854775807")
+
+
+def picks(items: Sequence[Any], count: int) -> list[Any] | bytes:
+    """HRANDFIELD/SRANDMEMBER/ZRANDMEMBER's picks: ``count`` distinct items (all of them
+    if fewer), or -``count`` with repeats; the error reply past the bound, since the
+    reply's size is the client's to choose and Redis's only limit is memory."""
+    if count == INT64[0]:
+        return RANDOM_RANGE
+    if count < 0:
+        if -count > MAX_PICKS:
+            return TOO_MANY_PICKS
+        return random.choices(items, k=-count)
+    return list(items) if count >= len(items) else random.sample(items, count)
 
 
 def typeName(value: Any) -> str:

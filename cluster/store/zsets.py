@@ -457,13 +457,9 @@ def zrandmember(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     z = _zset(ks, args[1])
     if z is None or count == 0:
         return resp.EMPTY_ARRAY
-    order, n = z.order, len(z)
-    if count < 0:
-        picked = [order[random.randrange(n)] for _ in range(-count)]
-    elif count >= n:
-        picked = list(order)
-    else:
-        picked = [order[i] for i in random.sample(range(n), count)]
+    picked = typed.picks(z.order, count)
+    if type(picked) is bytes:
+        return picked
     return _elements(picked, len(args) == 4, r3)
 
 
