@@ -23,6 +23,9 @@ from cluster.store.keyspace import Keyspace
 log = logging.getLogger("cluster")
 
 # logged by what they did, not as sent (their effects are random, or logged where made)
+# they write only with one of _STORES among their arguments
+_STORING = {b"GEORADIUS", b"GEORADIUSBYMEMBER", b"SORT"}
+_STORES = {b"STORE", b"STOREDIST"}
 DROP_OLDER_AFTER = 30.0  # seconds: workers starting together may still be replaying them
 _SELF_LOGGED = {b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH"}
 
@@ -105,8 +108,9 @@ def _logged(function: Callable[..., Any], name: bytes) -> Callable[..., Any]:
         if why is not None:
             return why
         reply = function(ks, args, *rest, **kw)
-        if type(reply) is not bytes or reply[:1] == b"-":
-            return reply  # nothing done
+        if type(reply) is not bytes or reply[:1] == b"-" or (
+                name in _STORING and not _STORES & {a.upper() for a in args}):
+            return reply  # nothing done (or only read)
         out = [aof.record(_asDone(name, args, reply))]
         if name in aof.RELATIVE_EXPIRY:
             deadline = ks.expires.get(args[1])
