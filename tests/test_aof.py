@@ -9,6 +9,7 @@ import glob
 import os
 import threading
 import time
+from pathlib import Path
 
 import pytest
 import redis
@@ -238,3 +239,42 @@ def test_a_write_that_cannot_be_stored_answers_misconf(tmp_path):
     log.fd = os.open(log.path, os.O_WRONLY | os.O_APPEND)  # the disk has room again
     assert set_(ks, [b"SET", b"d", b"4"]) == b"+OK\r\n"
     log.close()
+
+
+def test_a_job_taken_by_a_woken_blpop_stays_taken_after_a_restart(run_cluster, tmp_path):
+    c = run_cluster(None, workers=1, appendonly=str(tmp_path), appendfsync="always")
+    waiting = redis.Redis(port=c.port, socket_timeout=20)
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(waiting.blpop(["jobs"], timeout=15)))
+    t.start()
+    time.sleep(0.3)
+    r = redis.Redis(port=c.port, socket_timeout=10)
+    r.lpush("jobs", "job1")  # the push, then the pop it woke: in that order in the file
+    t.join(10)
+    assert got == [(b"jobs", b"job1")]
+    r.close()
+    waiting.close()
+    assert not c.stop()
+    d = run_cluster(None, workers=1, appendonly=str(tmp_path))
+    r = redis.Redis(port=d.port, socket_timeout=10)
+    assert r.llen("jobs") == 0
+    r.close()
+
+
+def test_damage_before_the_end_of_a_file_stops_the_start(run_cluster, tmp_path):
+    c = run_cluster(None, workers=1, appendonly=str(tmp_path))
+    r = redis.Redis(port=c.port, socket_timeout=10)
+    r.mset({f"k{i}": i for i in range(100)})
+    r.set("last", 1)
+    r.close()
+    assert not c.stop()
+    (path,) = glob.glob(str(tmp_path / "*.aof"))
+    data = bytearray(Path(path).read_bytes())
+    data[len(data) // 2] = ord("#")  # not a crash: a damaged disk, or an edit
+    Path(path).write_bytes(bytes(data))
+    d = run_cluster(None, workers=1, appendonly=str(tmp_path), wait=False)
+    deadline = time.monotonic() + 30
+    while "damaged append-only file" not in d.logs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "damaged append-only file" in d.logs()  # the worker will not serve ...
+    assert os.path.getsize(path) == len(data)  # ... and cuts nothing off

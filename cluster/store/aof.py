@@ -11,11 +11,14 @@ arriving by handoff, and at the head of a rewritten file. Replaying, a slot's ke
 from the file with the latest OWN of it, from that record on, so a slot that moved keeps
 the keys of its last owner whatever order the files were written in.
 
-Each file is named ``<node>.<creation time in ns>.aof``. A worker that starts on its own
-(not as a reload's successor, which receives its shards by handoff) replays every file in
-the directory, oldest first, keeps the keys of its slots, and writes a new file holding
-just them; then it drops its older files. A torn last record (a crash in mid-write) is
-cut off with a log line, as ``redis-check-aof --fix`` would.
+Each file is named ``<node>.<creation time in ns>.<pid>.aof``. When a worker first
+knows its routes, the slots it serves then (a first start, a restart after a crash or a
+stop) are replayed from every file in the directory, oldest first, and written compactly
+to a new file of its own; slots that come later by handoff (a reload's successor, TTIN)
+are written when the move commits, so a move called off leaves nothing. A worker that
+hands all its shards away removes its files (and its node's dead processes' files; a
+live successor's stay). A last record cut short (a crash in mid-write) is cut off with
+a log line, as ``redis-check-aof --fix`` would; damage before the end stops the start.
 
 ``appendfsync``: ``always`` writes and fsyncs each write before it is acknowledged;
 ``everysec`` writes at the end of each reactor iteration and fsyncs once a second in a
@@ -32,10 +35,13 @@ from __future__ import annotations
 import logging
 import mmap
 import os
+import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+import psutil
 
 from cluster.shards import keySlot
 from cluster.store import resp, typed
@@ -47,7 +53,7 @@ FSYNCS = ("always", "everysec", "no")
 AUTO_MIN_SIZE = 64 << 20  # no automatic rewrite below this size
 ITEMS_PER_RECORD = 64  # elements per record of a rewritten container (Redis's)
 RELATIVE_EXPIRY = {b"SET", b"SETEX", b"PSETEX", b"GETEX", b"EXPIRE", b"PEXPIRE", b"EXPIREAT",
-             b"PEXPIREAT"}  # they set an expiry: logged with PEXPIREAT after them
+             b"PEXPIREAT", b"RESTORE"}  # they set an expiry: logged with PEXPIREAT after them
 
 
 def record(args: Iterable[bytes]) -> bytes:
@@ -73,9 +79,11 @@ class AppendOnly:
         self.rewriteBuffer: list[bytes] | None = None  # records since the rewrite began
         self.lastRewrite = "ok"
         self.path = ""
+        self.made: list[str] = []  # the files this process made (the others are not its)
         self.fd = -1
         self.size = self.baseSize = 0
         self._scheduled = False
+        self._autoPending = False
         self._syncing = False
         self._timers: list[Any] = []
 
@@ -84,37 +92,40 @@ class AppendOnly:
     def files(self, mine: bool = False) -> list[str]:
         """The directory's AOF files, oldest first (``mine``: this node's only)."""
         names = [n for n in os.listdir(self.directory)
-                 if n.endswith(".aof") and n.count(".") >= 2]
+                 if n.endswith(".aof") and n.count(".") >= 3]
         if mine:
             names = [n for n in names if n.startswith(self.prefix)]
         return [os.path.join(self.directory, n) for n in sorted(names, key=_created)]
 
-    def open(self, initial: Iterable[bytes] = (), dropOlderIn: float = 0.0) -> None:
-        """Start a new file holding ``initial`` (fsynced): from now on writes go there.
-        This node's older files go ``dropOlderIn`` seconds later (other workers starting
-        at the same time may still be reading them)."""
-        path = os.path.join(self.directory, f"{self.prefix}{time.time_ns()}.aof")
-        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        size = 0
-        try:
-            for chunk in _batches(initial):
-                size += _writeAll(fd, chunk)
-            os.fsync(fd)
-        except OSError:
-            os.close(fd)
-            raise
+    def open(self, initial: Iterable[bytes] = (), dropOthersIn: float | None = None) -> None:
+        """Start a new file holding ``initial`` (fsynced): from now on writes go there,
+        and this process's older file goes. ``dropOthersIn``: this node's files made by
+        earlier processes (dead: a crash, a stop) go that many seconds later (workers
+        starting at the same time may still be reading them)."""
+        self._install(path := self._newPath(), _writeFile(path + ".tmp", initial))
+
+    def _newPath(self) -> str:
+        return os.path.join(self.directory, f"{self.prefix}{time.time_ns()}.{os.getpid()}.aof")
+
+    def _install(self, path: str, fd: int) -> None:
+        """``path``.tmp (written, fsynced, open as ``fd``) becomes the current file."""
         os.rename(path + ".tmp", path)
-        old = [p for p in self.files(mine=True) if p != path]
+        self._fsyncDir()
         if self.fd >= 0:
             os.close(self.fd)
-        self.fd, self.path, self.size, self.baseSize = fd, path, size, size
-        if dropOlderIn:
-            self._timers.append(self.reactor.callLater(dropOlderIn, _removeAll, old))
-        else:
-            _removeAll(old)
+        _removeAll(self.made)
+        self.fd, self.path, self.made = fd, path, [path]
+        self.size = self.baseSize = os.fstat(fd).st_size
         if self.fsync == "everysec" and not self._timers:
             self._timers.append(self.reactor.callLater(1.0, self._everySecond))
-        self._fsyncDir()
+
+    def dropOthers(self, delay: float = 0.0) -> None:
+        """This node's files made by other processes go (now, or ``delay`` s later)."""
+        others = [p for p in self.files(mine=True) if p not in self.made]
+        if delay:
+            self._timers.append(self.reactor.callLater(delay, _removeAll, others))
+        else:
+            _removeAll(others)
 
     def _fsyncDir(self) -> None:
         dirFd = os.open(self.directory, os.O_RDONLY)
@@ -123,15 +134,13 @@ class AppendOnly:
         finally:
             os.close(dirFd)
 
-    def dropOlder(self) -> None:
-        """This node's files but the current one go (their state is in it now)."""
-        _removeAll([p for p in self.files(mine=True) if p != self.path])
-
     def remove(self) -> None:
-        """This worker holds no shard any more (they moved away): its files go."""
+        """This worker holds no shard any more (they moved away): its files go, and
+        those of this node's dead processes (not a live successor's)."""
         self.close()
-        for p in self.files(mine=True):
-            _remove(p)
+        _removeAll(self.made + [p for p in self.files(mine=True)
+                                if not psutil.pid_exists(_writer(p))])
+        self.made = []
 
     def close(self) -> None:
         self.write()
@@ -179,9 +188,15 @@ class AppendOnly:
         if self.failed is not None:
             log.warning("%s: writing the append-only file works again", self.node)
             self.failed = None
-        if self.rewriting is None and self.size > max(AUTO_MIN_SIZE, 2 * self.baseSize):
-            self.rewrite()
+        if self.rewriting is None and self.size > max(AUTO_MIN_SIZE, 2 * self.baseSize) \
+                and not self._autoPending:  # (not now: maybe inside a transaction's records)
+            self._autoPending = True
+            self.reactor.callLater(0, self._autoRewrite)
         return True
+
+    def _autoRewrite(self) -> None:
+        self._autoPending = False
+        self.rewrite()
 
     def sync(self) -> bool:
         """Write and fsync what is buffered (``always``: before the write is answered)."""
@@ -225,59 +240,63 @@ class AppendOnly:
         if self.rewriting is not None or self.fd < 0:
             return False
         ks, held = self.keyspace, self.slots()
-        tmp = os.path.join(self.directory, f"{self.prefix}rewrite-{os.getpid()}.tmp")
+        path = self._newPath()
+        stamp = time.time_ns()  # (taken here: the child may run late)
         self.write()
         pid = os.fork()
         if pid == 0:  # the child: the keyspace as it is now, then out (no cleanup)
             code = 1
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                for chunk in _batches(dump(ks, held)):
-                    _writeAll(fd, chunk)
-                os.fsync(fd)
-                os.close(fd)
+                os.close(_writeFile(path + ".tmp", dump(ks, held, stamp)))
                 code = 0
             finally:
                 os._exit(code)
-        self.rewriting, self.rewriteBuffer = (pid, tmp), []
+        self.rewriting, self.rewriteBuffer = (pid, path), []
         self._timers.append(self.reactor.callLater(0.05, self._rewriteDone))
         return True
 
     def _rewriteDone(self) -> None:
-        pid, tmp = self.rewriting
+        """The child is done: the records made since it forked go after its dump, and
+        that file, renamed into place, is the file from now on."""
+        pid, path = self.rewriting
         done, status = os.waitpid(pid, os.WNOHANG)
         if not done:
             self._timers.append(self.reactor.callLater(0.05, self._rewriteDone))
             return
         self.rewriting = None
         tail, self.rewriteBuffer = self.rewriteBuffer or [], None
-        if os.waitstatus_to_exitcode(status) != 0:
-            self.lastRewrite = "err"
-            log.error("%s: the append-only file's rewrite failed", self.node)
-            _remove(tmp)
-            return
         try:
-            self.write()  # (the records of the old file are all in tail or in the dump)
-            fd = os.open(tmp, os.O_WRONLY | os.O_APPEND)
+            if os.waitstatus_to_exitcode(status) != 0:
+                raise OSError("the child writing it failed")
+            fd = os.open(path + ".tmp", os.O_WRONLY | os.O_APPEND)
             try:
                 _writeAll(fd, b"".join(tail))
-            finally:
+                os.fsync(fd)
+            except OSError:
                 os.close(fd)
-            self.open(_fileChunks(tmp))
+                raise
+            self._install(path, fd)
         except OSError as e:
             self.lastRewrite = "err"
             log.error("%s: the append-only file's rewrite failed: %s", self.node, e)
+            _remove(path + ".tmp")
             return
-        finally:
-            _remove(tmp)
+        self.buffer.clear()  # (all of it was in the tail: it is in the new file)
         self.lastRewrite = "ok"
         log.info("%s: rewrote the append-only file (%d bytes)", self.node, self.size)
 
 
-def _fileChunks(path: str) -> Iterator[bytes]:
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            yield chunk
+def _writeFile(path: str, records: Iterable[bytes]) -> int:
+    """A new file (0600) holding ``records``, fsynced; its descriptor, open for appending."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o600)
+    try:
+        for chunk in _batches(records):
+            _writeAll(fd, chunk)
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _batches(records: Iterable[bytes], size: int = 1 << 20) -> Iterator[bytes]:
@@ -313,18 +332,27 @@ def _remove(path: str) -> None:
 
 
 def _created(name: str) -> int:
+    """When a file (``node.<time ns>.<pid>.aof``) was made."""
     try:
-        return int(name.rsplit(".", 2)[-2])
+        return int(name.rsplit(".", 3)[-3])
+    except ValueError:
+        return 0
+
+
+def _writer(path: str) -> int:
+    """The pid of the process that made a file."""
+    try:
+        return int(path.rsplit(".", 2)[-2])
     except ValueError:
         return 0
 
 
 # -- the compact form ----------------------------------------------------------------------
 
-def ownRecords(slots: Iterable[int]) -> Iterator[bytes]:
-    """OWN records for ``slots`` (ranges ``a-b``), stamped now."""
+def ownRecords(slots: Iterable[int], stamp: int | None = None) -> Iterator[bytes]:
+    """OWN records for ``slots`` (ranges ``a-b``), stamped ``stamp`` (default: now)."""
     ranges = [b"%d-%d" % run for run in _runs(sorted(slots))]
-    stamp = b"%d" % time.time_ns()
+    stamp = b"%d" % (time.time_ns() if stamp is None else stamp)
     for i in range(0, len(ranges), 1024):
         yield record([b"OWN", stamp, *ranges[i:i + 1024]])
 
@@ -332,7 +360,10 @@ def ownRecords(slots: Iterable[int]) -> Iterator[bytes]:
 def _ownedSlots(args: list[bytes]) -> Iterator[int]:
     for spec in args[2:]:
         start, _, end = spec.partition(b"-")
-        yield from range(int(start), int(end or start) + 1)
+        first, last = int(start), int(end or start)
+        if not 0 <= first <= last < 16384:
+            raise Corrupt(f"an OWN record with slots {spec!r}")
+        yield from range(first, last + 1)
 
 
 def _runs(slots: list[int]) -> Iterator[tuple[int, int]]:
@@ -376,9 +407,9 @@ def expiryRecord(ks: Keyspace, key: bytes, deadline: float) -> bytes:
     return record([b"PEXPIREAT", key, b"%d" % ms])
 
 
-def dump(ks: Keyspace, slots: set[int]) -> Iterator[bytes]:
+def dump(ks: Keyspace, slots: set[int], stamp: int | None = None) -> Iterator[bytes]:
     """The compact form of the keys of ``slots``: OWN of them, then every key."""
-    yield from ownRecords(slots)
+    yield from ownRecords(slots, stamp)
     for slot in sorted(slots):
         for key in ks.keysOfSlot(slot):
             value = ks.value(key)
@@ -388,21 +419,25 @@ def dump(ks: Keyspace, slots: set[int]) -> Iterator[bytes]:
 
 # -- replaying -----------------------------------------------------------------------------
 
+class Corrupt(Exception):
+    """An append-only file is damaged before its end: not something to cut off."""
+
+
 def replay(paths: list[str], ks: Keyspace,
            apply: Callable[[Keyspace, list[bytes], Callable[[bytes], bool]], None],
-           mine: Callable[[str], bool]) -> int:
-    """Apply the records of ``paths`` that hold the latest keys of their slots (see OWN),
-    in order, a transaction only whole; a torn or malformed tail of one of ``mine`` is
-    cut off the file, with a log line (the others' belong to live workers, in mid-write
-    maybe). ``apply`` gets a record and the test of the keys it may touch. Returns the
-    records applied."""
+           mine: Callable[[str], bool], keep: Callable[[int], bool]) -> int:
+    """Apply the records of ``paths`` that hold the latest keys of their slots (see OWN)
+    among the slots to ``keep``, in order, a transaction only whole. A last record cut
+    short in one of ``mine`` is cut off the file, with a log line (the others' belong to
+    live workers, in mid-write maybe); damage before the end raises Corrupt. ``apply``
+    gets a record and the test of the keys it may touch. Returns the records applied."""
     latest: dict[int, tuple[int, int, int]] = {}  # slot -> (stamp, file, record) of its OWN
     for i, path in enumerate(paths):
         for j, (args, _) in enumerate(_records(path)):
             if args[0] == b"OWN":
                 stamp = int(args[1])
                 for slot in _ownedSlots(args):
-                    if stamp >= latest.get(slot, (-1,))[0]:
+                    if keep(slot) and stamp >= latest.get(slot, (-1,))[0]:
                         latest[slot] = (stamp, i, j)
     count = 0
     at = [0, 0]  # the file and the record being replayed
@@ -441,7 +476,8 @@ def replay(paths: list[str], ks: Keyspace,
 
 def _records(path: str) -> Iterator[tuple[list[bytes], int]]:
     """Each complete record of the file and the offset after it (none if the file went
-    meanwhile: another worker replaced it)."""
+    meanwhile: another worker replaced it); Corrupt for a record that is not one, where
+    more follows than a record cut short by a crash."""
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the with below
     except FileNotFoundError:
@@ -454,35 +490,52 @@ def _records(path: str) -> Iterator[tuple[list[bytes], int]]:
             while pos < size:
                 parsed = _parseAt(m, pos, size)
                 if parsed is None:
+                    raise Corrupt(f"{path}: no record at offset {pos} of {size}")
+                if parsed == _SHORT:
                     return
                 args, pos = parsed
                 yield args, pos
 
 
-def _parseAt(m: Any, pos: int, size: int) -> tuple[list[bytes], int] | None:
-    try:
-        if m[pos:pos + 1] != b"*":
+_SHORT = "short"  # the bytes left are the start of a record: a crash cut it short
+_PARTIAL_LINE = re.compile(rb"[*$][0-9]*\r?")
+
+
+def _parseAt(m: Any, pos: int, size: int) -> tuple[list[bytes], int] | str | None:
+    """The record at ``pos`` and the offset after it; _SHORT if the file ends inside
+    it; None if the bytes there are not a record."""
+    header = _line(m, pos, size, b"*")
+    if type(header) is not tuple:
+        return header
+    count, pos = header
+    args = []
+    for _ in range(count):
+        head = _line(m, pos, size, b"$")
+        if type(head) is not tuple:
+            return head
+        length, start = head
+        if start + length + 2 > size:
+            return _SHORT if m[start + length:size] == b"\r\n"[:max(0, size - start - length)] \
+                else None
+        if m[start + length:start + length + 2] != b"\r\n":
             return None
-        eol = m.find(b"\r\n", pos)
-        if eol < 0:
-            return None
-        count = int(m[pos + 1:eol])
-        pos = eol + 2
-        args = []
-        for _ in range(count):
-            if m[pos:pos + 1] != b"$":
-                return None
-            eol = m.find(b"\r\n", pos)
-            if eol < 0:
-                return None
-            length = int(m[pos + 1:eol])
-            start = eol + 2
-            if start + length + 2 > size or m[start + length:start + length + 2] != b"\r\n":
-                return None
-            args.append(m[start:start + length])
-            pos = start + length + 2
-        return (args, pos) if args else None
-    except ValueError:
+        args.append(m[start:start + length])
+        pos = start + length + 2
+    return (args, pos) if args else None
+
+
+def _line(m: Any, pos: int, size: int, kind: bytes) -> tuple[int, int] | str | None:
+    """A ``*N`` or ``$N`` line at ``pos``: (N, the offset after it), _SHORT or None."""
+    if pos >= size:
+        return _SHORT
+    eol = m.find(b"\r\n", pos, min(size, pos + 24))
+    if eol < 0:
+        rest = m[pos:min(size, pos + 24)]
+        return _SHORT if size - pos < 24 and _PARTIAL_LINE.fullmatch(rest) \
+            and rest[:1] == kind else None
+    text = m[pos:eol]
+    if text[:1] != kind or not text[1:].isdigit():
         return None
+    return int(text[1:]), eol + 2
 
 

@@ -43,9 +43,8 @@ def exportSlots(keyspace: Keyspace, slots: set[int],
         yield rpc.Large(chunk) if big else chunk
 
 
-def importChunk(keyspace: Keyspace, chunk: Any) -> list[bytes]:
-    """Take a chunk another worker exported (checked first: a bad one changes nothing);
-    its keys."""
+def importChunk(keyspace: Keyspace, chunk: Any) -> None:
+    """Take a chunk another worker exported (checked first: a bad one changes nothing)."""
     if type(chunk) is not list or len(chunk) % 3:
         raise TypeError("a shard chunk is a list of key, value, ttl triples")
     values = []
@@ -57,7 +56,6 @@ def importChunk(keyspace: Keyspace, chunk: Any) -> list[bytes]:
     for i, value in zip(range(0, len(chunk), 3), values, strict=True):
         key, ttl = chunk[i], chunk[i + 2]
         keyspace.set(key, value, None if ttl < 0 else ttl / 1000)
-    return chunk[::3]
 
 
 def forgetSlots(keyspace: Keyspace, slots: set[int], slotOf: Callable[[bytes], int]) -> None:

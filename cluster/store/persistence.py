@@ -15,9 +15,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from cluster.membership import HERE
-from cluster.shards import SLOTS, ownerOfSlot
-from cluster.store import aof, commands, serverinfo, transactions
+from cluster.membership import FROZEN, HERE
+from cluster.shards import SLOTS
+from cluster.store import aof, commands, serverinfo, transactions, typed
 from cluster.store.keyspace import Keyspace
 
 log = logging.getLogger("cluster")
@@ -30,31 +30,36 @@ DROP_OLDER_AFTER = 30.0  # seconds: workers starting together may still be repla
 _SELF_LOGGED = {b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH"}
 
 
-def start(ks: Keyspace, directory: str, fsync: str, node: Any, successor: bool) -> None:
-    """Open this worker's file: a worker starting on its own replays the directory
-    first and keeps the keys of its slots; a successor (reload) starts empty, its
-    shards come by handoff."""
+def start(ks: Keyspace, directory: str, fsync: str, node: Any) -> bool:
+    """Open this worker's file, once it knows its routes: the slots it serves then (a
+    first start, a restart after a crash or a stop) are replayed from the directory's
+    files and written to its own; those it gets later by handoff (a reload's successor,
+    TTIN) are written when they arrive. True if it started serving slots of its own."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    index = int(node.node.rsplit("-", 1)[1])
-    mine = {s for s in range(SLOTS) if ownerOfSlot(s % node.slots, node.workers, node.slots)
-            == index}
+    mine = {s for s in range(SLOTS) if node.route[s % node.slots] is HERE}
     log_ = aof.AppendOnly(directory, node.node, fsync, node.reactor, ks,
                           lambda: {s for s in range(SLOTS) if node.route[s % node.slots]
-                                   is HERE})
-    if not successor:
+                                   in (HERE, FROZEN)})
+    if not mine:
+        log_.open()  # (its shards come by handoff: see the store's _routesChanged)
+    else:
         files = log_.files()
-        records = aof.replay(files, ks, apply,
-                             lambda path: os.path.basename(path).startswith(log_.prefix))
-        for slot in [s for s in ks.bySlot if s not in mine]:
-            for key in list(ks.bySlot.get(slot, ())):
-                ks.delete(key)
+        try:
+            records = aof.replay(files, ks, apply,
+                                 lambda path: os.path.basename(path).startswith(log_.prefix),
+                                 mine.__contains__)
+        except aof.Corrupt as e:
+            raise RuntimeError(f"cannot start: {e} (a damaged append-only file: restore it, "
+                               f"or move it away to start without it)") from e
         if files:
             log.info("%s: replayed %d records of %d append-only file(s): %d keys",
                      node.node, records, len(files), len(ks))
-    log_.open(aof.dump(ks, mine) if not successor else (), dropOlderIn=DROP_OLDER_AFTER)
+        log_.open(aof.dump(ks, mine))
+        log_.dropOthers(DROP_OLDER_AFTER)  # (a crashed predecessor's, a stopped run's)
     ks.aof = log_
     serverinfo.SETTINGS.update(appendonly="yes", appendfsync=fsync, dir=directory)
     _wrapTables()
+    return bool(mine)
 
 
 def apply(ks: Keyspace, args: list[bytes], current: Callable[[bytes], bool]) -> None:
@@ -75,8 +80,20 @@ def apply(ks: Keyspace, args: list[bytes], current: Callable[[bytes], bool]) -> 
             commands.SINGLE_KEY[name][0](ks, args)
     elif name in commands.MULTI_KEY:
         keys = transactions.keysOf(args)
-        if keys and current(keys[0]):
-            commands.MULTI_KEY[name][0](ks, args, False)
+        stale = [k for k in dict.fromkeys(keys) if not current(k)]
+        if len(stale) == len(set(keys)):
+            return
+        # keys of a slot that moved since: their state comes from a later owner's file
+        kept = {k: (ks.value(k), ks.expires.get(k)) for k in stale}
+        kept = {k: (None if v is None else typed.fromPlain(typed.plain(v)), d)
+                for k, (v, d) in kept.items()}
+        commands.MULTI_KEY[name][0](ks, args, False)
+        for key, (value, deadline) in kept.items():
+            ks.delete(key)
+            if value is not None:
+                ks.set(key, value)
+                if deadline is not None:
+                    ks.expireAt(key, deadline)
     else:
         log.warning("append-only file: %r is not a command to replay; skipped", args[0])
 
@@ -107,21 +124,35 @@ def _logged(function: Callable[..., Any], name: bytes) -> Callable[..., Any]:
         why = log_.usable()
         if why is not None:
             return why
-        reply = function(ks, args, *rest, **kw)
-        if type(reply) is not bytes or reply[:1] == b"-" or (
-                name in _STORING and not _STORES & {a.upper() for a in args}):
-            return reply  # nothing done (or only read)
-        out = [aof.record(_asDone(name, args, reply))]
-        if name in aof.RELATIVE_EXPIRY:
-            deadline = ks.expires.get(args[1])
-            if deadline is not None and ks.exists(args[1]):
-                out.append(aof.expiryRecord(ks, args[1], deadline))
-        log_.append(b"".join(out))
+        waiters = ks.waiters  # (a client it wakes takes its element after it is logged)
+        if waiters is not None:
+            waiters.holding += 1
+        try:
+            reply = function(ks, args, *rest, **kw)
+        finally:
+            if waiters is not None:
+                waiters.holding -= 1
+        _log(log_, ks, name, args, reply)
+        if waiters is not None and waiters.ready and not waiters.holding:
+            waiters.serve()
         if log_.failed is not None and log_.fsync == "always":
             return aof.misconf(log_.failed)  # not stored: not acknowledged either
         return reply
 
     return command
+
+
+def _log(log_: Any, ks: Keyspace, name: bytes, args: list[bytes], reply: Any) -> None:
+    """Log what a command did (nothing if it failed or only read)."""
+    if type(reply) is not bytes or reply[:1] == b"-" or (
+            name in _STORING and not _STORES & {a.upper() for a in args}):
+        return  # nothing done (or only read)
+    out = [aof.record(_asDone(name, args, reply))]
+    if name in aof.RELATIVE_EXPIRY:
+        deadline = ks.expires.get(args[1])
+        if deadline is not None and ks.exists(args[1]):
+            out.append(aof.expiryRecord(ks, args[1], deadline))
+    log_.append(b"".join(out))
 
 
 def _asDone(name: bytes, args: list[bytes], reply: bytes) -> list[bytes]:
@@ -145,14 +176,4 @@ def _bulks(reply: bytes) -> list[bytes]:
         out.append(reply[eol + 2:eol + 2 + length])
         pos = eol + 4 + length
 
-
-def logged(ks: Keyspace, args: list[bytes]) -> None:
-    """Log a write made outside the tables (MSET, DEL, FLUSHALL, a woken BLPOP)."""
-    if ks.aof is not None:
-        ks.aof.log(args)
-
-
-def refusal(ks: Keyspace) -> bytes | None:
-    """-MISCONF while the file cannot be written (None: writes may go on)."""
-    return None if ks.aof is None else ks.aof.usable()
 

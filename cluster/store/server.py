@@ -26,6 +26,8 @@ memory.
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 import time
 from binascii import crc_hqx
@@ -59,6 +61,8 @@ from cluster.store import (
 from cluster.store.keyspace import Keyspace, WrongType
 from cluster.task import LoopingCall
 
+log = logging.getLogger("cluster")
+EXIT_NO_STATE = 70  # the worker cannot load its append-only files: it must not serve
 SWEEP_INTERVAL = 0.1
 # Replies a connection may have waiting behind one from another worker (and commands held
 # while a shard moves) before its socket stops being read: a pipeline against a slow or
@@ -523,6 +527,11 @@ class RespStore(pubsub.PubSubCommands, Protocol):
             self.reply(resp.error(f"ERR unknown command '{args[0].decode(errors='replace')}'"))
             return True
         method, arity = handler
+        if keyspace.aof is not None and name in _LOGGED_WRITES:
+            why = keyspace.aof.usable()  # (the file cannot be written: -MISCONF)
+            if why is not None:
+                self.reply(why)
+                return True
         if not _arity(len(args), arity):
             if self.multi is not None:  # EXEC, WATCH... inside MULTI, as Redis
                 self.multiFailed = True
@@ -1060,6 +1069,9 @@ CONNECTION_COMMANDS: dict[bytes, tuple[Any, int]] = {
     b"BLPOP": (RespStore.block, -3), b"BRPOP": (RespStore.block, -3),
     b"BLMOVE": (RespStore.block, 6), b"BRPOPLPUSH": (RespStore.block, 4),
 }
+# writes outside the command tables: refused while the append-only file cannot be written
+_LOGGED_WRITES = frozenset({b"MSET", b"DEL", b"UNLINK", b"FLUSHALL", b"FLUSHDB", b"EXEC",
+                            *commands.MULTI_KEY})
 # what follows one of these waits for its reply
 _BARRIERS = frozenset({b"FLUSHALL", b"FLUSHDB", b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH"})
 # what runs at once inside MULTI (with Redis's answers), rather than being queued
@@ -1074,6 +1086,8 @@ class StoreFactory(Factory):
     protocol = RespStore
     settings: dict[str, Any] = {}  # the cluster's (--appendonly...), from configure
     _cleared: set[int] = set()  # slots coming in by handoff whose old keys here are gone
+    _incoming: set[int] = set()  # slots coming in by handoff (logged when they arrive)
+    _persisting = False  # --appendonly, until the first routes start it
     _inheriting = False  # a reload's successor, before its shards are all in
 
     def configure(self, spec: dict[str, Any]) -> None:
@@ -1102,20 +1116,34 @@ class StoreFactory(Factory):
         node = _node()
         node.routeListeners.append(_routesChanged)
         node.routeListeners.append(self._routesChanged)
-        if self.settings.get("appendonly"):
-            persistence.start(keyspace, self.settings["appendonly"],
-                              self.settings.get("appendfsync", "everysec"), node,
-                              node.successor)
-            self._inheriting = node.successor  # a predecessor's files: gone once loaded
+        self._persisting = bool(self.settings.get("appendonly"))  # (at the first routes)
 
     def _routesChanged(self) -> None:
         node = _node()
-        loading = node.loading
-        self._cleared = self._cleared.intersection(*loading.values()) if loading else set()
-        if self._inheriting and keyspace.aof is not None and not loading and not \
-                node.successor and any(where is HERE for where in node.route):
+        if self._persisting and node.route:
+            self._persisting = False
+            # a worker getting its shards by handoff: a predecessor's files go once it has
+            try:
+                self._inheriting = not persistence.start(
+                    keyspace, self.settings["appendonly"],
+                    self.settings.get("appendfsync", "everysec"), node)
+            except (RuntimeError, OSError) as e:  # never serve without what it stored
+                log.critical("%s: %s", node.node, e)
+                os._exit(EXIT_NO_STATE)
+        loading = set().union(*node.loading.values())
+        self._cleared &= loading
+        self._incoming |= loading
+        arrived = [s for s in self._incoming - loading if node.route[s] is HERE]
+        self._incoming -= set(arrived)
+        if keyspace.aof is None:
+            return
+        if arrived:  # a handoff into this worker committed: its file holds them from now
+            raw = {s for s in range(SLOTS) if s % node.slots in set(arrived)}
+            keyspace.aof.append(b"".join(aof.dump(keyspace, raw)))
+        if self._inheriting and not loading and not node.successor and any(
+                where is HERE for where in node.route):
             self._inheriting = False
-            keyspace.aof.dropOlder()  # (what the predecessor's files held came by handoff)
+            keyspace.aof.dropOthers()  # (what the predecessor's files held came by handoff)
 
     def stopFactory(self) -> None:
         for loop in (self._sweeper, *self._limits):
@@ -1134,17 +1162,10 @@ class StoreFactory(Factory):
         incoming = set().union(*node.loading.values()) - self._cleared
         if incoming:  # what this worker held of them before is stale: it goes first
             self._cleared = self._cleared | incoming
-            raw = [s for s in range(SLOTS) if s % node.slots in incoming]
-            for slot in raw:
+            for slot in [s for s in range(SLOTS) if s % node.slots in incoming]:
                 for key in list(keyspace.bySlot.get(slot, ())):
                     keyspace.delete(key)
-            if keyspace.aof is not None:
-                for r in aof.ownRecords(raw):
-                    keyspace.aof.append(r)
-        keys = handoff.importChunk(keyspace, chunk)
-        if keyspace.aof is not None:
-            keyspace.aof.append(b"".join(
-                r for key in keys for r in aof.keyRecords(keyspace, key, keyspace.value(key))))
+        handoff.importChunk(keyspace, chunk)  # (logged once the move commits)
 
     def forgetShard(self, slots: list[int]) -> None:
         node = _node()
