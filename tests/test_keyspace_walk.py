@@ -3,6 +3,8 @@ defines the answer (the set of keys; SCAN's order and cursors are the store's ow
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 
@@ -86,3 +88,17 @@ def test_cluster_clients_scan_each_node_for_its_own_keys(stores):
     finally:
         rc.close()
         r.close()
+
+
+def test_a_pattern_of_many_stars_costs_no_more_than_its_size(stores):
+    """A glob is matched without backtracking: Redis's own pattern of many stars that
+    takes a backtracking matcher minutes on one key answers at once."""
+    r = redis.Redis(port=stores[1].port, socket_timeout=10)
+    r.flushall()
+    r.set("a" * 40, 1)
+    started = time.monotonic()
+    assert r.keys("*a" * 12 + "*b") == []
+    assert list(r.scan_iter(match="*a" * 12 + "*b")) == []
+    assert r.keys("*a" * 12) == [b"a" * 40]
+    assert time.monotonic() - started < 2
+    r.close()

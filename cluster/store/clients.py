@@ -161,8 +161,8 @@ def _kill(f: dict[str, Any]) -> int:
     if type(f) is not dict:
         raise TypeError("store.killClients takes the filters")
     doomed = [p for p in connections if _matches(p, f)]
-    for proto in doomed:
-        proto.transport.loseConnection()
+    for proto in doomed:  # (at once: one that does not read its replies goes too)
+        proto.transport.abortConnection()
     return len(doomed)
 
 

@@ -50,7 +50,7 @@ def parse(args: list[bytes]) -> dict[str, str] | bytes:
         if name in out:
             return _failed(name, "duplicate parameter")
         if name == "timeout" or name in TUNING:
-            if not value.lstrip(b"-").isdigit():
+            if not value.lstrip(b"-").isdigit() or len(value) > 20:
                 return _failed(name, "argument couldn't be parsed into an integer")
             if name == "timeout" and not 0 <= int(value) <= 2**31 - 1:
                 return _failed(name, "argument must be between 0 and 2147483647 inclusive")
@@ -91,7 +91,7 @@ def closeIdle(now: float | None = None) -> int:
     idle = [p for p in clients.connections if now - p.active > limit
             and not (p.channels or p.patterns or p.blocked)]
     for proto in idle:
-        proto.transport.loseConnection()
+        proto.transport.abortConnection()
     return len(idle)
 
 

@@ -168,6 +168,9 @@ class PubSubCommands:
             self._unsubscribeAll()
             transport.abortConnection()
             return
+        if self.r3:  # a push is out of band: not behind replies still awaited
+            transport.write(message)
+            return
         self.reply(message)  # type: ignore[attr-defined]
         if not self.line:  # type: ignore[attr-defined]
             self.flush()  # type: ignore[attr-defined]

@@ -34,7 +34,8 @@ def sadd(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     s = create(ks, args[1], set)
     before = len(s)
     s.update(args[2:])
-    changed(ks, args[1], s)
+    if len(s) != before:  # (nothing added: nothing changed, for WATCH)
+        changed(ks, args[1], s)
     return resp.integer(len(s) - before)
 
 

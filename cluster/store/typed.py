@@ -216,6 +216,8 @@ LONG_DOUBLE_MAX = Fraction(2) ** 16384  # past it, and below its smallest, is ou
 def toLongDouble(text: bytes) -> Fraction | float | None:
     """A long double as Redis reads one (strtold, no spaces): a Fraction rounded to 64
     bits of mantissa, +-inf as a float, None if it is not one or is out of range."""
+    if len(text) >= 5120:  # (Redis's MAX_LONG_DOUBLE_CHARS: parsing is not linear)
+        return None
     if text.lower() in _INFINITE:
         return float(text.lower().replace(b"inity", b""))
     if _LONG_DOUBLE.fullmatch(text) is None:
@@ -287,41 +289,75 @@ def nilArray(r3: bool) -> bytes:
 
 def matcher(pattern: bytes) -> Callable[[bytes], bool]:
     """A test for Redis's glob pattern: ``*``, ``?``, ``[abc]``, ``[^a]``, ``[a-z]`` and
-    ``\\`` escaping the next character."""
-    out, i, n = [], 0, len(pattern)
+    ``\\`` escaping the next character. It never backtracks past the last ``*`` (so a
+    pattern of many stars costs O(pattern x key), not exponential time)."""
+    tokens = _globTokens(pattern)
+    return lambda s: _globMatch(tokens, s)
+
+
+def _globTokens(pattern: bytes) -> list[Any]:
+    """The pattern as tokens: None for ``*``, True for ``?``, a byte value, or a
+    (negate, set of byte values) class."""
+    out: list[Any] = []
+    i, n = 0, len(pattern)
     while i < n:
-        c = pattern[i:i + 1]
-        if c == b"*":
-            out.append(b".*")
-        elif c == b"?":
-            out.append(b".")
-        elif c == b"\\" and i + 1 < n:
+        c = pattern[i]
+        if c == 42:  # *
+            if not out or out[-1] is not None:
+                out.append(None)
+        elif c == 63:  # ?
+            out.append(True)
+        elif c == 92 and i + 1 < n:  # backslash
             i += 1
-            out.append(re.escape(pattern[i:i + 1]))
-        elif c == b"[":
-            j = i + 1
-            negate = j < n and pattern[j:j + 1] == b"^"
-            j += negate
-            parts = []
-            while j < n and pattern[j:j + 1] != b"]":
-                if pattern[j:j + 1] == b"\\" and j + 1 < n:
-                    j += 1
-                    parts.append(re.escape(pattern[j:j + 1]))
-                elif pattern[j + 1:j + 2] == b"-" and j + 2 < n and pattern[j + 2:j + 3] != b"]":
-                    lo, hi = sorted((pattern[j:j + 1], pattern[j + 2:j + 3]))
-                    parts.append(re.escape(lo) + b"-" + re.escape(hi))
-                    j += 2
+            out.append(pattern[i])
+        elif c == 91:  # [
+            i += 1
+            negate = i < n and pattern[i] == 94
+            i += negate
+            members: set[int] = set()
+            while i < n and pattern[i] != 93:
+                if pattern[i] == 92 and i + 1 < n:
+                    i += 1
+                    members.add(pattern[i])
+                elif i + 2 < n and pattern[i + 1] == 45 and pattern[i + 2] != 93:
+                    lo, hi = sorted((pattern[i], pattern[i + 2]))
+                    members.update(range(lo, hi + 1))
+                    i += 2
                 else:
-                    parts.append(re.escape(pattern[j:j + 1]))
-                j += 1
-            out.append(b"[" + (b"^" if negate else b"") + b"".join(parts) + b"]"
-                       if parts else (b"." if negate else b"(?!)"))
-            i = j
+                    members.add(pattern[i])
+                i += 1
+            out.append((negate, members))
         else:
-            out.append(re.escape(c))
+            out.append(c)
         i += 1
-    compiled = re.compile(b"".join(out), re.DOTALL)
-    return lambda s: compiled.fullmatch(s) is not None
+    return out
+
+
+def _globMatch(tokens: list[Any], s: bytes) -> bool:
+    t = k = 0
+    star, mark = -1, 0
+    while k < len(s):
+        if t < len(tokens) and tokens[t] is not None and _one(tokens[t], s[k]):
+            t += 1
+            k += 1
+        elif t < len(tokens) and tokens[t] is None:
+            star, mark = t, k
+            t += 1
+        elif star >= 0:
+            t, mark = star + 1, mark + 1
+            k = mark
+        else:
+            return False
+    return all(token is None for token in tokens[t:])
+
+
+def _one(token: Any, c: int) -> bool:
+    if token is True:
+        return True
+    if type(token) is int:
+        return token == c
+    negate, members = token
+    return (c in members) != negate
 
 
 def scanArgs(args: list[bytes], start: int) -> tuple[Callable[[bytes], bool] | None,
