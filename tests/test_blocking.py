@@ -165,3 +165,20 @@ def test_blmove_hands_on_to_a_client_blocked_on_its_destination(stores):
     assert got == [(b"{m}dst", b"x")] and r.exists("{m}src", "{m}dst") == 0
     waiting.close()
     r.close()
+
+
+def test_a_wait_whose_client_worker_died_takes_nothing(run_cluster):
+    c = run_cluster(None, workers=2)
+    key = _other_worker_key(c)
+    s = _raw_on_worker0(c)
+    s.sendall(b"*3\r\n$5\r\nBLPOP\r\n$%d\r\n%s\r\n$1\r\n0\r\n" % (len(key), key.encode()))
+    time.sleep(0.3)
+    pid = c.kill("worker-0")
+    c.wait_until(lambda st: any(p["node"] == "worker-0" and p["pid"] not in (None, pid)
+                                and p["state"] == "running" for p in st["processes"]))
+    s.close()
+    r = redis.Redis(port=worker_port(c, 1), socket_timeout=10)
+    assert r.rpush(key, "job") == 1
+    time.sleep(0.2)
+    assert r.lrange(key, 0, -1) == [b"job"]  # not handed to the dead worker's client
+    r.close()

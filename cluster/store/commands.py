@@ -184,7 +184,10 @@ def _expireTime(scale: int) -> Callable[[Keyspace, list[bytes]], bytes]:
         if not ks.exists(args[1]):
             return resp.integer(-2)
         left = ks.ttl(args[1])
-        return resp.integer(-1 if left is None else int((time.time() + left) * scale))
+        if left is None:
+            return resp.integer(-1)
+        ms = round((time.time() + left) * 1000)  # (to the ms first, as Redis keeps it)
+        return resp.integer(ms if scale == 1000 else ms // 1000)
 
     return command
 

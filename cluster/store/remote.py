@@ -214,7 +214,9 @@ def _block(args: list[bytes], r3: bool, token: list) -> Any:
     """BLPOP... for a connection on another worker: its reply, once there is one."""
     if type(args) is not list or len(args) < 3 or any(type(a) is not bytes for a in args) \
             or args[0].upper() not in (b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH") \
-            or type(r3) is not bool or type(token) not in (list, tuple):
+            or type(r3) is not bool or type(token) not in (list, tuple) or len(token) != 3 \
+            or type(token[0]) is not str or type(token[1]) is not int \
+            or type(token[2]) is not int:
         raise TypeError("store.block takes a blocking command, r3 and a token")
     keys = blocking.keysOf(args)
     server._checkKeys(keys)
@@ -232,7 +234,7 @@ def _block(args: list[bytes], r3: bool, token: list) -> Any:
 
 @rpc.expose("store.unblock")
 def _unblock(token: list, why: str) -> None:
-    if type(token) not in (list, tuple) or type(why) is not str:
+    if type(token) not in (list, tuple) or len(token) != 3 or type(why) is not str:
         raise TypeError("store.unblock takes a token and a reason")
     server.waiters.unblock(tuple(token), why)
 

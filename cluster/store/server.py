@@ -843,7 +843,7 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         if len(plan) > 1:
             return transactions.CROSSSLOT
         where, node = next(iter(plan)), self.node
-        token = (node.node, waiters.token())
+        token = (node.node, os.getpid(), waiters.token())
         if where is HERE:
             answer = waiters.block(args, self.r3, token, node.reactor)
         else:
@@ -1120,6 +1120,9 @@ class StoreFactory(Factory):
 
     def _routesChanged(self) -> None:
         node = _node()
+        if waiters.byToken:  # (a worker died: its clients' waits here end)
+            pids = {p.pid for p in node.incarnations.values() if not p.lost}
+            waiters.forgetGone(pids.__contains__)
         if self._persisting and node.route:
             self._persisting = False
             # a worker getting its shards by handoff: a predecessor's files go once it has
