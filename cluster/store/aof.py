@@ -56,9 +56,13 @@ RELATIVE_EXPIRY = {b"SET", b"SETEX", b"PSETEX", b"GETEX", b"EXPIRE", b"PEXPIRE",
              b"PEXPIREAT", b"RESTORE"}  # they set an expiry: logged with PEXPIREAT after them
 
 
-def record(args: Iterable[bytes]) -> bytes:
-    items = list(args)
-    return b"*%d\r\n" % len(items) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in items)
+def record(args: list[bytes]) -> bytes:
+    """A command as a RESP array of bulk strings."""
+    if len(args) == 3:  # (SET k v, HSET k f... the common case, in one format)
+        a, b, c = args
+        return b"*3\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (
+            len(a), a, len(b), b, len(c), c)
+    return b"*%d\r\n" % len(args) + b"".join([b"$%d\r\n%s\r\n" % (len(a), a) for a in args])
 
 
 def misconf(why: str) -> bytes:
@@ -83,6 +87,7 @@ class AppendOnly:
         self.fd = -1
         self.size = self.baseSize = 0
         self._scheduled = False
+        self._always = fsync == "always"
         self._autoPending = False
         self._syncing = False
         self._timers: list[Any] = []
@@ -166,7 +171,7 @@ class AppendOnly:
         self.buffer.append(data)
         if self.rewriteBuffer is not None:
             self.rewriteBuffer.append(data)
-        if self.fsync == "always":
+        if self._always:
             self.sync()
         elif not self._scheduled:
             self._scheduled = True

@@ -26,6 +26,9 @@ log = logging.getLogger("cluster")
 # they write only with one of _STORES among their arguments
 _STORING = {b"GEORADIUS", b"GEORADIUSBYMEMBER", b"SORT"}
 _STORES = {b"STORE", b"STOREDIST"}
+# what may put elements on a list a client blocks on (see blocking.waking)
+_WAKERS = {b"LPUSH", b"RPUSH", b"LPUSHX", b"RPUSHX", b"LINSERT", b"LMOVE", b"RPOPLPUSH",
+           b"RENAME", b"RENAMENX", b"SORT", b"COPY", b"RESTORE", b"BLMOVE", b"BRPOPLPUSH"}
 DROP_OLDER_AFTER = 30.0  # seconds: workers starting together may still be replaying them
 _SELF_LOGGED = {b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH"}
 
@@ -117,42 +120,43 @@ def _wrapTables() -> None:
 
 
 def _logged(function: Callable[..., Any], name: bytes) -> Callable[..., Any]:
+    relative = name in aof.RELATIVE_EXPIRY  # what to log besides the command: its expiry
+    storing = name in _STORING
+    wakes = name in _WAKERS  # a client it wakes takes its element after it is logged
+    record = aof.record
+
     def command(ks: Keyspace, args: list[bytes], *rest: Any, **kw: Any) -> Any:
         log_ = ks.aof
         if log_ is None:
             return function(ks, args, *rest, **kw)
-        why = log_.usable()
-        if why is not None:
-            return why
-        waiters = ks.waiters  # (a client it wakes takes its element after it is logged)
+        if log_.failed is not None:
+            why = log_.usable()
+            if why is not None:
+                return why
+        waiters = ks.waiters if wakes else None
         if waiters is not None:
             waiters.holding += 1
-        try:
-            reply = function(ks, args, *rest, **kw)
-        finally:
-            if waiters is not None:
+            try:
+                reply = function(ks, args, *rest, **kw)
+            finally:
                 waiters.holding -= 1
-        _log(log_, ks, name, args, reply)
+        else:
+            reply = function(ks, args, *rest, **kw)
+        if type(reply) is bytes and reply[:1] != b"-" and not (
+                storing and not _STORES & {a.upper() for a in args}):
+            data = record(_asDone(name, args, reply) if name == b"SPOP" else args)
+            if relative:
+                deadline = ks.expires.get(args[1])
+                if deadline is not None and ks.exists(args[1]):
+                    data += aof.expiryRecord(ks, args[1], deadline)
+            log_.append(data)
+            if log_.failed is not None and log_.fsync == "always":
+                return aof.misconf(log_.failed)  # not stored: not acknowledged either
         if waiters is not None and waiters.ready and not waiters.holding:
             waiters.serve()
-        if log_.failed is not None and log_.fsync == "always":
-            return aof.misconf(log_.failed)  # not stored: not acknowledged either
         return reply
 
     return command
-
-
-def _log(log_: Any, ks: Keyspace, name: bytes, args: list[bytes], reply: Any) -> None:
-    """Log what a command did (nothing if it failed or only read)."""
-    if type(reply) is not bytes or reply[:1] == b"-" or (
-            name in _STORING and not _STORES & {a.upper() for a in args}):
-        return  # nothing done (or only read)
-    out = [aof.record(_asDone(name, args, reply))]
-    if name in aof.RELATIVE_EXPIRY:
-        deadline = ks.expires.get(args[1])
-        if deadline is not None and ks.exists(args[1]):
-            out.append(aof.expiryRecord(ks, args[1], deadline))
-    log_.append(b"".join(out))
 
 
 def _asDone(name: bytes, args: list[bytes], reply: bytes) -> list[bytes]:

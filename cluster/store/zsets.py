@@ -239,6 +239,16 @@ _INCR_ONE = resp.error("ERR INCR option supports a single increment-element pair
 
 def zadd(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     """ZADD key [NX|XX] [GT|LT] [CH] [INCR] score member [score member ...]"""
+    if len(args) == 4:  # ZADD key score member, by far the commonest: no options to read
+        score = _double(args[2])
+        if score is not None:
+            z = _zset(ks, args[1]) or create(ks, args[1], ZSet)
+            old = z.scores.get(args[3])
+            if old == score:
+                return resp.ZERO
+            z.add(args[3], score + 0.0)  # -0 is stored as 0, as Redis does
+            changed(ks, args[1], z)
+            return resp.ZERO if old is not None else resp.ONE
     i, flags = 2, set()
     while i < len(args) and (word := args[i].upper()) in _ZADD_FLAGS:
         flags.add(word)
