@@ -201,6 +201,9 @@ class RpcNode(Membership):
         self.latency = Histogram(RPC_LATENCY_BOUNDS)  # of every call that was sent
         self.itemsPerMessage = Histogram(ITEMS_BOUNDS)
         self.lastServed = 0.0  # when a call last arrived (monotonic)
+        # called before any message goes out; False: it must not (the default store's
+        # appendfsync always: what the message acknowledges is not on disk)
+        self.beforeSend: Callable[[], bool] | None = None
         self.badMessages = Episodes(log, f"rpc {node}: dropped a %s", reactor)
         self.sendFailures = Episodes(log, f"rpc {node}: could not send %s", reactor)
         self.notifyFailures = Episodes(log, f"rpc {node}: a notify failed: %s", reactor,
@@ -387,6 +390,13 @@ class RpcNode(Membership):
         be sent, the calls in it (``cids``) fail with NodeLost, nothing else does, and
         the answer is None."""
         self.messagesSent += 1
+        if self.beforeSend is not None and not self.beforeSend():
+            self.sendFailures.record("a message held back: what it answers is not stored")
+            for cid in cids:
+                call = self.pending.pop(cid, None)
+                if call is not None:
+                    self._settle(call, Failure(NodeLost("this node cannot store its writes")))
+            return None
         try:
             if isinstance(to, _Peer):
                 if to.lost:

@@ -20,7 +20,8 @@ hands all its shards away removes its files (and its node's dead processes' file
 live successor's stay). A last record cut short (a crash in mid-write) is cut off with
 a log line, as ``redis-check-aof --fix`` would; damage before the end stops the start.
 
-``appendfsync``: ``always`` writes and fsyncs each write before it is acknowledged;
+``appendfsync``: ``always`` writes and fsyncs the writes before any reply or message
+acknowledging them goes out (once per reactor iteration: a group commit, as Redis);
 ``everysec`` writes at the end of each reactor iteration and fsyncs once a second in a
 thread; ``no`` leaves the flushing to the kernel. A write that fails (disk full, I/O
 error) makes later writes answer ``-MISCONF`` until writing works again, rather than
@@ -171,11 +172,9 @@ class AppendOnly:
         self.buffer.append(data)
         if self.rewriteBuffer is not None:
             self.rewriteBuffer.append(data)
-        if self._always:
-            self.sync()
-        elif not self._scheduled:
+        if not self._scheduled:  # (always: synced before anything answers, see settle)
             self._scheduled = True
-            self.reactor.callLater(0, self.write)
+            self.reactor.callLater(0, self.settle if self._always else self.write)
 
     def write(self) -> bool:
         """Write what is buffered; False (and ``failed`` says why) if it could not be."""
@@ -198,6 +197,13 @@ class AppendOnly:
             self._autoPending = True
             self.reactor.callLater(0, self._autoRewrite)
         return True
+
+    def settle(self) -> bool:
+        """``always``: write and fsync what is buffered, once for everything the reactor
+        did since the last time (a group commit), before any reply that acknowledges it
+        goes out; False if it could not be (the replies must not go)."""
+        self._scheduled = False
+        return self.sync() if self.buffer else self.failed is None
 
     def _autoRewrite(self) -> None:
         self._autoPending = False

@@ -150,8 +150,6 @@ def _logged(function: Callable[..., Any], name: bytes) -> Callable[..., Any]:
                 if deadline is not None and ks.exists(args[1]):
                     data += aof.expiryRecord(ks, args[1], deadline)
             log_.append(data)
-            if log_.failed is not None and log_.fsync == "always":
-                return aof.misconf(log_.failed)  # not stored: not acknowledged either
         if waiters is not None and waiters.ready and not waiters.holding:
             waiters.serve()
         return reply

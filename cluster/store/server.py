@@ -87,6 +87,30 @@ _crc16 = crc_hqx  # (keySlot's CRC16; "123 not in key": no "{", so no hash tag)
 _CLUSTERDOWN = "CLUSTERDOWN the shard's worker is not available"
 
 keyspace = Keyspace()
+# appendfsync always: what flushes the append-only file before replies go (None: off)
+_durable: list[Any] = [None]
+_syncing: set[Any] = set()  # connections whose replies wait for this iteration's fsync
+
+
+def _afterSync(proto: Any) -> None:
+    """Write ``proto``'s replies once the writes they acknowledge are on disk: one fsync
+    at the end of the reactor iteration for every connection (a group commit)."""
+    if not _syncing:
+        proto.node.reactor.callLater(0, _synced)
+    _syncing.add(proto)
+
+
+def _synced() -> None:
+    stored = _durable[0] is None or _durable[0]()
+    waiting = list(_syncing)
+    _syncing.clear()
+    for proto in waiting:
+        if not proto.transport.connected:
+            continue
+        if stored:
+            proto.flush()
+        else:
+            proto.transport.abortConnection()  # not stored: not acknowledged
 keyspace.waiters = waiters = blocking.Blocked(keyspace)
 stats = {"connections": 0, "commands": 0, "remote": 0}
 
@@ -333,6 +357,9 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         ready = self.ready
         if (len(ready) == 1 and type(ready[0]) is bytes and not self.quitting
                 and not self.closeIdle):
+            if _durable[0] is not None and keyspace.aof.buffer:
+                _afterSync(self)  # (appendfsync always: after the iteration's fsync)
+                return
             self.ready = []  # the common case: flush(), inlined
             self.transport.write(ready[0])
         else:
@@ -413,6 +440,9 @@ class RespStore(pubsub.PubSubCommands, Protocol):
 
     def flush(self) -> None:
         if self.ready:
+            if _durable[0] is not None and keyspace.aof.buffer:
+                _afterSync(self)  # (appendfsync always: after the iteration's fsync)
+                return
             out = self.ready
             self.ready = []
             if len(out) == 1 and type(out[0]) is bytes:
@@ -1133,6 +1163,8 @@ class StoreFactory(Factory):
             except (RuntimeError, OSError) as e:  # never serve without what it stored
                 log.critical("%s: %s", node.node, e)
                 os._exit(EXIT_NO_STATE)
+            if keyspace.aof.fsync == "always":  # replies and messages wait for the fsync
+                _durable[0] = node.beforeSend = keyspace.aof.settle
         loading = set().union(*node.loading.values())
         self._cleared &= loading
         self._incoming |= loading
@@ -1179,7 +1211,7 @@ class StoreFactory(Factory):
         if keyspace.aof is not None and not node.loading and not any(
                 where is HERE for where in node.route):
             keyspace.aof.remove()  # every shard moved away: its state lives elsewhere
-            keyspace.aof = None
+            keyspace.aof = _durable[0] = node.beforeSend = None
 
 
 factory = StoreFactory()
