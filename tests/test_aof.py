@@ -281,3 +281,44 @@ def test_damage_before_the_end_of_a_file_stops_the_start(run_cluster, tmp_path):
         time.sleep(0.2)
     assert "damaged append-only file" in d.logs()  # the worker will not serve ...
     assert os.path.getsize(path) == len(data)  # ... and cuts nothing off
+
+
+def test_keys_of_a_worker_killed_before_its_handoff_come_from_its_file(run_cluster, tmp_path):
+    """A reload whose old worker dies before handing its shard over: its successor gets
+    the slots without a handoff, and reads their keys from the old worker's file."""
+    c = run_cluster(None, workers=2, appendonly=str(tmp_path), appendfsync="always")
+    r = redis.Redis(port=c.port, socket_timeout=10)
+    r.mset({f"pre:{i}": i for i in range(400)})
+    old = c.pids()["worker-0"]
+    reload = threading.Thread(target=c.reload, daemon=True)
+    reload.start()
+    c.wait_until(lambda st: sum(p["node"] == "worker-0" for p in st["processes"]) == 2)
+    os.kill(old, 9)  # the old worker-0, before it hands its shard over
+    reload.join(60)
+    c.wait_ready(20)
+    assert r.mget([f"pre:{i}" for i in range(400)]) == [str(i).encode() for i in range(400)]
+    r.mset({f"post:{i}": i for i in range(400)})
+    r.close()
+    assert not c.stop()
+    d = run_cluster(None, workers=2, appendonly=str(tmp_path))
+    r = redis.Redis(port=d.port, socket_timeout=10)
+    assert r.dbsize() == 800
+    r.close()
+
+
+@pytest.mark.parametrize("damage", [(b"OWN", b"OWM"), (b"$3\r\nSET", b"$3\r\nSEX")])
+def test_a_damaged_record_name_stops_the_start_too(run_cluster, tmp_path, damage):
+    c = run_cluster(None, workers=1, appendonly=str(tmp_path))
+    r = redis.Redis(port=c.port, socket_timeout=10)
+    for i in range(20):
+        r.set(f"k{i}", i)
+    r.close()
+    assert not c.stop()
+    (path,) = glob.glob(str(tmp_path / "*.aof"))
+    Path(path).write_bytes(Path(path).read_bytes().replace(*damage, 1))
+    d = run_cluster(None, workers=1, appendonly=str(tmp_path), wait=False)
+    deadline = time.monotonic() + 30
+    while "damaged append-only file" not in d.logs() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "damaged append-only file" in d.logs()
+    assert glob.glob(path)  # kept, for whoever repairs it

@@ -140,3 +140,17 @@ def test_a_subscriber_that_stops_reading_is_cut_off_and_no_one_else_is(stores):
     reader.close()
     assert pub.publish("bulk", "after") == 0 and pub.ping()
     pub.close()
+
+
+def test_a_pathological_pattern_costs_no_more_than_its_size(stores):
+    c = stores[2]
+    p = redis.Redis(port=c.port, socket_timeout=10).pubsub()
+    p.psubscribe("*" + "?" * 5000 + "b*")
+    assert p.get_message(timeout=5)["type"] == "psubscribe"
+    pub = redis.Redis(port=c.port, socket_timeout=10)
+    started = time.monotonic()
+    for _ in range(5):
+        assert pub.publish("a" * 10000, "x") == 0
+    assert time.monotonic() - started < 2
+    p.close()
+    pub.close()

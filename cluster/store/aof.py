@@ -125,6 +125,12 @@ class AppendOnly:
         if self.fsync == "everysec" and not self._timers:
             self._timers.append(self.reactor.callLater(1.0, self._everySecond))
 
+    def dropDeadTemporaries(self) -> None:
+        """Files a dead process was writing (a rewrite killed half way) go."""
+        for name in os.listdir(self.directory):
+            if name.endswith(".aof.tmp") and not psutil.pid_exists(_writer(name[:-4])):
+                _remove(os.path.join(self.directory, name))
+
     def dropOthers(self, delay: float = 0.0) -> None:
         """This node's files made by other processes go (now, or ``delay`` s later)."""
         others = [p for p in self.files(mine=True) if p not in self.made]

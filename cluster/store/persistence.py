@@ -33,36 +33,45 @@ DROP_OLDER_AFTER = 30.0  # seconds: workers starting together may still be repla
 _SELF_LOGGED = {b"BLPOP", b"BRPOP", b"BLMOVE", b"BRPOPLPUSH"}
 
 
-def start(ks: Keyspace, directory: str, fsync: str, node: Any) -> bool:
-    """Open this worker's file, once it knows its routes: the slots it serves then (a
-    first start, a restart after a crash or a stop) are replayed from the directory's
-    files and written to its own; those it gets later by handoff (a reload's successor,
-    TTIN) are written when they arrive. True if it started serving slots of its own."""
+def begin(ks: Keyspace, directory: str, fsync: str, node: Any) -> None:
+    """Open this worker's file (empty; ``recover`` and the handoffs fill it) and start
+    logging every write."""
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    mine = {s for s in range(SLOTS) if node.route[s % node.slots] is HERE}
     log_ = aof.AppendOnly(directory, node.node, fsync, node.reactor, ks,
                           lambda: {s for s in range(SLOTS) if node.route[s % node.slots]
                                    in (HERE, FROZEN)})
-    if not mine:
-        log_.open()  # (its shards come by handoff: see the store's _routesChanged)
-    else:
-        files = log_.files()
-        try:
-            records = aof.replay(files, ks, apply,
-                                 lambda path: os.path.basename(path).startswith(log_.prefix),
-                                 mine.__contains__)
-        except aof.Corrupt as e:
-            raise RuntimeError(f"cannot start: {e} (a damaged append-only file: restore it, "
-                               f"or move it away to start without it)") from e
-        if files:
-            log.info("%s: replayed %d records of %d append-only file(s): %d keys",
-                     node.node, records, len(files), len(ks))
-        log_.open(aof.dump(ks, mine))
-        log_.dropOthers(DROP_OLDER_AFTER)  # (a crashed predecessor's, a stopped run's)
+    log_.dropDeadTemporaries()
+    log_.open()
     ks.aof = log_
     serverinfo.SETTINGS.update(appendonly="yes", appendfsync=fsync, dir=directory)
     _wrapTables()
-    return bool(mine)
+
+
+def recover(ks: Keyspace, slots: set[int], node: str) -> None:
+    """``slots`` are served here now without having come by handoff (a first start, a
+    restart after a crash or a stop, a predecessor or a move's receiver that died):
+    their keys are replayed from the directory's files and written to this worker's.
+    RuntimeError if a file is damaged (the worker must not serve without them)."""
+    log_ = ks.aof
+    for slot in slots:  # (anything held for them here is stale)
+        for key in list(ks.bySlot.get(slot, ())):
+            ks.delete(key)
+    log_.write()
+    files = log_.files()
+    ks.aof = None  # (nothing replayed is logged again)
+    try:
+        records = aof.replay(files, ks, apply,
+                             lambda path: os.path.basename(path).startswith(log_.prefix),
+                             slots.__contains__)
+    except (aof.Corrupt, ValueError) as e:
+        raise RuntimeError(f"cannot start: {e} (a damaged append-only file: restore it, "
+                           f"or move it away to start without it)") from e
+    finally:
+        ks.aof = log_
+    if files:
+        log.info("%s: replayed %d records of %d append-only file(s): %d keys", node,
+                 records, len(files), len(ks))
+    log_.append(b"".join(aof.dump(ks, slots)))
 
 
 def apply(ks: Keyspace, args: list[bytes], current: Callable[[bytes], bool]) -> None:
@@ -98,7 +107,7 @@ def apply(ks: Keyspace, args: list[bytes], current: Callable[[bytes], bool]) -> 
                 if deadline is not None:
                     ks.expireAt(key, deadline)
     else:
-        log.warning("append-only file: %r is not a command to replay; skipped", args[0])
+        raise aof.Corrupt(f"{args[0]!r} is not a command this store writes")
 
 
 _wrapped = False

@@ -1118,7 +1118,7 @@ class StoreFactory(Factory):
     _cleared: set[int] = set()  # slots coming in by handoff whose old keys here are gone
     _incoming: set[int] = set()  # slots coming in by handoff (logged when they arrive)
     _persisting = False  # --appendonly, until the first routes start it
-    _inheriting = False  # a reload's successor, before its shards are all in
+    _owned: set[int] = set()  # slots whose keys this worker's append-only file holds
 
     def configure(self, spec: dict[str, Any]) -> None:
         """The worker's settings, before startFactory."""
@@ -1155,30 +1155,35 @@ class StoreFactory(Factory):
             waiters.forgetGone(pids.__contains__)
         if self._persisting and node.route:
             self._persisting = False
-            # a worker getting its shards by handoff: a predecessor's files go once it has
-            try:
-                self._inheriting = not persistence.start(
-                    keyspace, self.settings["appendonly"],
-                    self.settings.get("appendfsync", "everysec"), node)
-            except (RuntimeError, OSError) as e:  # never serve without what it stored
-                log.critical("%s: %s", node.node, e)
-                os._exit(EXIT_NO_STATE)
+            persistence.begin(keyspace, self.settings["appendonly"],
+                              self.settings.get("appendfsync", "everysec"), node)
             if keyspace.aof.fsync == "always":  # replies and messages wait for the fsync
                 _durable[0] = node.beforeSend = keyspace.aof.settle
         loading = set().union(*node.loading.values())
         self._cleared &= loading
         self._incoming |= loading
-        arrived = [s for s in self._incoming - loading if node.route[s] is HERE]
-        self._incoming -= set(arrived)
         if keyspace.aof is None:
             return
-        if arrived:  # a handoff into this worker committed: its file holds them from now
-            raw = {s for s in range(SLOTS) if s % node.slots in set(arrived)}
-            keyspace.aof.append(b"".join(aof.dump(keyspace, raw)))
-        if self._inheriting and not loading and not node.successor and any(
-                where is HERE for where in node.route):
-            self._inheriting = False
-            keyspace.aof.dropOthers()  # (what the predecessor's files held came by handoff)
+        # the slots served here (or moving away): their keys must be in this file
+        held = {s for s, where in enumerate(node.route) if where is HERE or where is FROZEN}
+        new = held - self._owned
+        self._owned = held
+        if not new:
+            return
+        viaHandoff = new & self._incoming
+        self._incoming -= viaHandoff
+        raw = lambda slots: {s for s in range(SLOTS) if s % node.slots in slots}  # noqa: E731
+        if viaHandoff:  # a handoff into this worker committed: its file holds them now
+            keyspace.aof.append(b"".join(aof.dump(keyspace, raw(viaHandoff))))
+        if new - viaHandoff:  # served here without a handoff: from the files
+            try:
+                persistence.recover(keyspace, raw(new - viaHandoff), node.node)
+            except Exception as e:  # never serve without what was stored
+                log.critical("%s: %s", node.node, e)
+                os._exit(EXIT_NO_STATE)
+            keyspace.aof.dropOthers(persistence.DROP_OLDER_AFTER)
+        if not loading and not node.successor:
+            keyspace.aof.dropOthers(persistence.DROP_OLDER_AFTER)
 
     def stopFactory(self) -> None:
         for loop in (self._sweeper, *self._limits):

@@ -289,10 +289,50 @@ def nilArray(r3: bool) -> bytes:
 
 def matcher(pattern: bytes) -> Callable[[bytes], bool]:
     """A test for Redis's glob pattern: ``*``, ``?``, ``[abc]``, ``[^a]``, ``[a-z]`` and
-    ``\\`` escaping the next character. It never backtracks past the last ``*`` (so a
-    pattern of many stars costs O(pattern x key), not exponential time)."""
+    ``\\`` escaping the next character. The parts between stars are placed leftmost, each
+    found by a regular expression without repetition (C speed, no backtracking across
+    stars), so a test costs about O(pattern x key) at worst, never exponential time."""
     tokens = _globTokens(pattern)
-    return lambda s: _globMatch(tokens, s)
+    parts: list[list[Any]] = [[]]
+    for token in tokens:
+        if token is None:
+            parts.append([])
+        else:
+            parts[-1].append(token)
+    regexes = [re.compile(b"".join(map(_tokenRegex, part)), re.DOTALL) for part in parts]
+    sizes = [len(part) for part in parts]
+    if len(parts) == 1:
+        return lambda s: regexes[0].fullmatch(s) is not None
+    first, last, middle = regexes[0], regexes[-1], regexes[1:-1]
+    needed = sum(sizes)
+
+    def test(s: bytes) -> bool:
+        if len(s) < needed or first.match(s) is None:
+            return False
+        end = len(s) - sizes[-1]
+        if last.fullmatch(s, end) is None:
+            return False
+        pos = sizes[0]
+        for regex, size in zip(middle, sizes[1:-1], strict=True):
+            found = regex.search(s, pos, end)
+            if found is None:
+                return False
+            pos = found.start() + size
+        return True
+
+    return test
+
+
+def _tokenRegex(token: Any) -> bytes:
+    if token is True:
+        return b"."
+    if type(token) is int:
+        return re.escape(bytes([token]))
+    negate, members = token
+    if not members:
+        return b"." if negate else b"(?!)"
+    return b"[" + (b"^" if negate else b"") + b"".join(
+        re.escape(bytes([m])) for m in sorted(members)) + b"]"
 
 
 def _globTokens(pattern: bytes) -> list[Any]:
@@ -331,33 +371,6 @@ def _globTokens(pattern: bytes) -> list[Any]:
             out.append(c)
         i += 1
     return out
-
-
-def _globMatch(tokens: list[Any], s: bytes) -> bool:
-    t = k = 0
-    star, mark = -1, 0
-    while k < len(s):
-        if t < len(tokens) and tokens[t] is not None and _one(tokens[t], s[k]):
-            t += 1
-            k += 1
-        elif t < len(tokens) and tokens[t] is None:
-            star, mark = t, k
-            t += 1
-        elif star >= 0:
-            t, mark = star + 1, mark + 1
-            k = mark
-        else:
-            return False
-    return all(token is None for token in tokens[t:])
-
-
-def _one(token: Any, c: int) -> bool:
-    if token is True:
-        return True
-    if type(token) is int:
-        return token == c
-    negate, members = token
-    return (c in members) != negate
 
 
 def scanArgs(args: list[bytes], start: int) -> tuple[Callable[[bytes], bool] | None,
