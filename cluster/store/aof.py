@@ -133,7 +133,8 @@ class AppendOnly:
 
     def dropOthers(self, delay: float = 0.0) -> None:
         """This node's files made by other processes go (now, or ``delay`` s later)."""
-        others = [p for p in self.files(mine=True) if p not in self.made]
+        others = [p for p in self.files(mine=True) if p not in self.made
+                  and not psutil.pid_exists(_writer(p))]
         if delay:
             self._timers.append(self.reactor.callLater(delay, _removeAll, others))
         else:
@@ -216,14 +217,19 @@ class AppendOnly:
         self.rewrite()
 
     def sync(self) -> bool:
-        """Write and fsync what is buffered (``always``: before the write is answered)."""
-        if not self.write():
+        """Write and fsync what is buffered (``always``: before the write is answered);
+        after a failure, the fsync is tried again even with nothing new to write."""
+        self.write()
+        if self.buffer or self.fd < 0:
             return False
         try:
             os.fsync(self.fd)
         except OSError as e:
             self._failed(e)
             return False
+        if self.failed is not None:
+            log.warning("%s: writing the append-only file works again", self.node)
+            self.failed = None
         return True
 
     def _failed(self, e: OSError) -> None:
@@ -259,7 +265,10 @@ class AppendOnly:
         ks, held = self.keyspace, self.slots()
         path = self._newPath()
         stamp = time.time_ns()  # (taken here: the child may run late)
-        self.write()
+        if self._always:
+            self.sync()  # (what is written now must be fsynced too before it is answered)
+        else:
+            self.write()
         pid = os.fork()
         if pid == 0:  # the child: the keyspace as it is now, then out (no cleanup)
             code = 1

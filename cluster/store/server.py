@@ -107,10 +107,13 @@ def _synced() -> None:
     for proto in waiting:
         if not proto.transport.connected:
             continue
-        if stored:
-            proto.flush()
-        else:
-            proto.transport.abortConnection()  # not stored: not acknowledged
+        try:
+            if stored:
+                proto.flush()
+            else:
+                proto.transport.abortConnection()  # not stored: not acknowledged
+        except Exception:
+            log.exception("store: writing replies after the fsync failed")
 keyspace.waiters = waiters = blocking.Blocked(keyspace)
 stats = {"connections": 0, "commands": 0, "remote": 0}
 
@@ -1116,7 +1119,7 @@ class StoreFactory(Factory):
     protocol = RespStore
     settings: dict[str, Any] = {}  # the cluster's (--appendonly...), from configure
     _cleared: set[int] = set()  # slots coming in by handoff whose old keys here are gone
-    _incoming: set[int] = set()  # slots coming in by handoff (logged when they arrive)
+    _everOwned = False  # this process has served slots (so it may hand them all away)
     _persisting = False  # --appendonly, until the first routes start it
     _owned: set[int] = set()  # slots whose keys this worker's append-only file holds
 
@@ -1161,17 +1164,18 @@ class StoreFactory(Factory):
                 _durable[0] = node.beforeSend = keyspace.aof.settle
         loading = set().union(*node.loading.values())
         self._cleared &= loading
-        self._incoming |= loading
         if keyspace.aof is None:
             return
         # the slots served here (or moving away): their keys must be in this file
         held = {s for s, where in enumerate(node.route) if where is HERE or where is FROZEN}
         new = held - self._owned
         self._owned = held
+        self._everOwned = self._everOwned or bool(held)
         if not new:
             return
-        viaHandoff = new & self._incoming
-        self._incoming -= viaHandoff
+        # a move committing here makes its slots HERE while they still count as loading
+        # (a move called off stops loading first): those came by handoff
+        viaHandoff = new & loading
         raw = lambda slots: {s for s in range(SLOTS) if s % node.slots in slots}  # noqa: E731
         if viaHandoff:  # a handoff into this worker committed: its file holds them now
             keyspace.aof.append(b"".join(aof.dump(keyspace, raw(viaHandoff))))
@@ -1212,9 +1216,12 @@ class StoreFactory(Factory):
         moved, slotOf = set(slots), node.slotOf
         waiters.unblockAll("its key's shard moved", keep=lambda key: slotOf(key) not in moved)
         handoff.forgetSlots(keyspace, moved, slotOf)
-        # (their keys in the append-only file are no one's now: others OWN them)
-        if keyspace.aof is not None and not node.loading and not any(
-                where is HERE for where in node.route):
+        # (their keys in the append-only file are no one's now: others OWN them); a
+        # process that never served any (a successor whose move was called off) keeps
+        # everything: the files may be all there is of them
+        if keyspace.aof is not None and self._everOwned and not node.loading \
+                and not node.successor and not any(where is HERE or where is FROZEN
+                                                   for where in node.route):
             keyspace.aof.remove()  # every shard moved away: its state lives elsewhere
             keyspace.aof = _durable[0] = node.beforeSend = None
 

@@ -359,7 +359,7 @@ def _globTokens(pattern: bytes) -> list[Any]:
                 if pattern[i] == 92 and i + 1 < n:
                     i += 1
                     members.add(pattern[i])
-                elif i + 2 < n and pattern[i + 1] == 45 and pattern[i + 2] != 93:
+                elif i + 2 < n and pattern[i + 1] == 45:  # (a-] too, as Redis reads it)
                     lo, hi = sorted((pattern[i], pattern[i + 2]))
                     members.update(range(lo, hi + 1))
                     i += 2
