@@ -168,8 +168,8 @@ class PubSubCommands:
             self._unsubscribeAll()
             transport.abortConnection()
             return
-        if self.r3:  # a push is out of band: not behind replies still awaited
-            transport.write(message)
+        if self.r3:
+            self.push(message)  # type: ignore[attr-defined]
             return
         self.reply(message)  # type: ignore[attr-defined]
         if not self.line:  # type: ignore[attr-defined]

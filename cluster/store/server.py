@@ -282,6 +282,7 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         self.channels: set[bytes] = set()  # SUBSCRIBE's
         self.patterns: set[bytes] = set()  # PSUBSCRIBE's
         self.blocked: tuple | None = None  # (owner, token) of a BLPOP... that waits
+        self.pushes: list[bytes] = []  # RESP3 pushes waiting for an fsync (see push)
         self.id = clients.newId(self.node.node)  # CLIENT ID
         self.created = self.active = time.monotonic()
         self.lastCommand: list[bytes] | None = None
@@ -441,11 +442,24 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         if self.readingPaused:
             self._readOrNot()
 
+    def push(self, message: bytes) -> None:
+        """A RESP3 push (out of band: not behind replies still awaited), once what it
+        may announce is stored (appendfsync always)."""
+        if _durable[0] is not None and keyspace.aof.buffer:
+            self.pushes.append(message)
+            _afterSync(self)
+        else:
+            self.transport.write(message)
+
     def flush(self) -> None:
-        if self.ready:
+        if self.pushes or self.ready:
             if _durable[0] is not None and keyspace.aof.buffer:
                 _afterSync(self)  # (appendfsync always: after the iteration's fsync)
                 return
+            pushes, self.pushes = self.pushes, []
+            for message in pushes:
+                self.transport.write(message)
+        if self.ready:
             out = self.ready
             self.ready = []
             if len(out) == 1 and type(out[0]) is bytes:
@@ -1179,6 +1193,7 @@ class StoreFactory(Factory):
         raw = lambda slots: {s for s in range(SLOTS) if s % node.slots in slots}  # noqa: E731
         if viaHandoff:  # a handoff into this worker committed: its file holds them now
             keyspace.aof.append(b"".join(aof.dump(keyspace, raw(viaHandoff))))
+            keyspace.aof.sync()  # (on disk before the old owner removes its file)
         if new - viaHandoff:  # served here without a handoff: from the files
             try:
                 persistence.recover(keyspace, raw(new - viaHandoff), node.node)
