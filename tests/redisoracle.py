@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +24,9 @@ def redis_server(*options: str) -> Iterator[int]:
     if shutil.which("redis-server") is None:
         pytest.skip("redis-server is not installed (Debian's redis-server package)")
     port = free_port()
+    workdir = tempfile.mkdtemp(prefix="redis-oracle-")  # (whatever it writes goes there)
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
-                             "--save", "", "--appendonly", "no", *options],
+                             "--save", "", "--appendonly", "no", "--dir", workdir, *options],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
@@ -40,6 +42,7 @@ def redis_server(*options: str) -> Iterator[int]:
     finally:
         proc.kill()
         proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def replies(port: int, commands: list[list[str]], protocol: int = 2,
