@@ -7,13 +7,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 from cluster.store import bits, blocking, geo, hashes, keycommands, lists, resp, sets, typed, zsets
 from cluster.store.keyspace import Keyspace, WrongType
 
-NOT_INTEGER = resp.error("ERR value is not an integer or out of range")
-SYNTAX = resp.error("ERR syntax error")
-INT64 = (-(2**63), 2**63 - 1)
+NOT_INTEGER, SYNTAX, INT64 = typed.NOT_INTEGER, typed.SYNTAX, typed.INT64
 
 
 def _int(value: bytes) -> int | None:
@@ -411,6 +410,19 @@ KEYS_OF: dict[bytes, Callable[[list[bytes]], list[bytes]]] = {
     name: finder for module in _TYPES for name, finder in getattr(module, "KEYS_OF", {}).items()}
 READS = frozenset({b"GET", b"STRLEN", b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRETIME",
                    b"GETRANGE", b"TYPE"}.union(*(m.READS for m in _TYPES)))
+
+
+def wrapWrites(wrap: Callable[[Callable[..., Any], bytes], Callable[..., Any]],
+               skip: frozenset[bytes] | set[bytes] = frozenset()) -> None:
+    """Replace every write command of the tables (all but READS and ``skip``) with
+    ``wrap(function, name)``: what --appendonly and maxmemory put around writes."""
+    for table in (SINGLE_KEY, SINGLE_KEY3):
+        for name, (function, arity) in list(table.items()):
+            if name not in READS and name not in skip:
+                table[name] = (wrap(function, name), arity)
+    for name, entry in list(MULTI_KEY.items()):
+        if name not in READS and name not in skip:
+            MULTI_KEY[name] = (wrap(entry[0], name), *entry[1:])
 
 
 def keysAt(args: list[bytes], first: int, last: int, step: int) -> list[bytes]:

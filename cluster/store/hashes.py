@@ -147,8 +147,8 @@ def hscan(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     (cursor 0), as Redis does for small hashes; COUNT is a hint."""
     novalues = len(args) > 3 and args[-1].upper() == b"NOVALUES"
     match, _, kind, why = typed.scanArgs(args[:-1] if novalues else args, 3)
-    if why is None and (kind is not None or typed.toInt(args[2]) is None):
-        why = typed.SYNTAX if kind is not None else resp.error("ERR invalid cursor")
+    if why is None and (kind is not None or typed.badCursor(args[2])):
+        why = typed.SYNTAX if kind is not None else typed.INVALID_CURSOR
     if why is not None:
         return why
     h = _hash(ks, args[1]) or {}

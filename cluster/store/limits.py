@@ -116,16 +116,10 @@ def _guardWrites() -> None:
     if _guarded:
         return
     _guarded = True
-    for table in (commands.SINGLE_KEY, commands.SINGLE_KEY3):
-        for name, (function, arity) in list(table.items()):
-            if name not in commands.READS and name not in _DELETES:
-                table[name] = (_limited(function), arity)
-    for name, entry in list(commands.MULTI_KEY.items()):
-        if name not in commands.READS:
-            commands.MULTI_KEY[name] = (_limited(entry[0]), *entry[1:])
+    commands.wrapWrites(_limited, _DELETES)
 
 
-def _limited(function: Callable[..., Any]) -> Callable[..., Any]:
+def _limited(function: Callable[..., Any], name: bytes) -> Callable[..., Any]:
     def command(ks: Keyspace, args: list[bytes], *rest: Any, **kw: Any) -> Any:
         return OOM if over else function(ks, args, *rest, **kw)
 

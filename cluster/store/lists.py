@@ -13,7 +13,6 @@ from cluster.store import resp, typed
 from cluster.store.keyspace import Keyspace
 from cluster.store.typed import NOT_INTEGER, SYNTAX, changed, create, fetch
 
-NOT_POSITIVE = resp.error("ERR value is out of range, must be positive")
 RANK_ZERO = resp.error("ERR RANK can't be zero: use 1 to start from the first match, 2 from "
                        "the second ... or use negative to start from the end of the list")
 # LMOVE's LEFT|RIGHT: how to take from that end, and how to put there
@@ -65,7 +64,7 @@ def _pop(ks: Keyspace, args: list[bytes], r3: bool, take: Callable[[deque], byte
                           f"'{args[0].decode(errors='replace').lower()}' command")
     count = typed.toInt(args[2])
     if count is None or count < 0:
-        return NOT_POSITIVE
+        return typed.NOT_POSITIVE
     items = _list(ks, args[1])
     if items is None:
         return typed.nilArray(r3)

@@ -119,13 +119,7 @@ def _wrapTables() -> None:
     if _wrapped:
         return
     _wrapped = True
-    for table in (commands.SINGLE_KEY, commands.SINGLE_KEY3):
-        for name, (function, arity) in list(table.items()):
-            if name not in commands.READS:
-                table[name] = (_logged(function, name), arity)
-    for name, entry in list(commands.MULTI_KEY.items()):
-        if name not in commands.READS and name not in _SELF_LOGGED:
-            commands.MULTI_KEY[name] = (_logged(entry[0], name), *entry[1:])
+    commands.wrapWrites(_logged, _SELF_LOGGED)
 
 
 def _logged(function: Callable[..., Any], name: bytes) -> Callable[..., Any]:

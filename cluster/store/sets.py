@@ -10,20 +10,12 @@ are O(1) per member."""
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Callable
 from functools import partial
 
 from cluster.store import resp, typed
 from cluster.store.keyspace import Keyspace
 from cluster.store.typed import NOT_INTEGER, SYNTAX, changed, create, fetch
-
-NOT_POSITIVE = resp.error("ERR value is out of range, must be positive")
-RANDOM_RANGE = resp.error("ERR value is out of range, value must between "
-                          "-9223372036854775807 and 9223372036854775807")
-INVALID_CURSOR = resp.error("ERR invalid cursor")
-EMPTY_SCAN = resp.array([resp.bulk(b"0"), resp.EMPTY_ARRAY])
-_CURSOR = re.compile(rb"([+-]?[0-9]+)?")  # as C's strtoul reads it, less the spaces
 
 
 def _set(ks: Keyspace, key: bytes) -> set | None:
@@ -74,7 +66,7 @@ def spop(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
         return SYNTAX
     count = typed.toInt(args[2]) if len(args) == 3 else 1
     if count is None or count < 0:
-        return NOT_POSITIVE
+        return typed.NOT_POSITIVE
     s = _set(ks, args[1])
     if len(args) == 2:
         if s is None:
@@ -98,7 +90,7 @@ def srandmember(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     if len(args) == 3 and count is None:
         return NOT_INTEGER
     if count == typed.INT64[0]:
-        return RANDOM_RANGE
+        return typed.RANDOM_RANGE
     s = _set(ks, args[1])
     if count is None:
         return resp.bulk(random.choice(tuple(s)) if s else None)
@@ -122,11 +114,11 @@ def _scanOptions(args: list[bytes]) -> list[bytes]:
 def sscan(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     """SSCAN key cursor [MATCH pattern] [COUNT n]: the whole set in one reply (cursor 0);
     COUNT is a hint. As Redis: the cursor is checked, then the key, then the options."""
-    if _CURSOR.fullmatch(args[2]) is None or abs(int(args[2] or b"0")) >= 2**64:
-        return INVALID_CURSOR
+    if typed.badCursor(args[2]):
+        return typed.INVALID_CURSOR
     s = _set(ks, args[1])
     if s is None:
-        return EMPTY_SCAN
+        return typed.EMPTY_SCAN
     match, _, _, why = typed.scanArgs(_scanOptions(args), 3)
     if why is not None:
         return why

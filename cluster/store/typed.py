@@ -92,6 +92,17 @@ def changed(ks: Keyspace, key: bytes, value: Any) -> None:
         ks.touch(key)
 
 
+NOT_POSITIVE = resp.error("ERR value is out of range, must be positive")
+INVALID_CURSOR = resp.error("ERR invalid cursor")
+EMPTY_SCAN = resp.array([resp.bulk(b"0"), resp.EMPTY_ARRAY])
+_CURSOR = re.compile(rb"([+-]?[0-9]+)?")  # what C's strtoul reads whole (nothing: 0)
+
+
+def badCursor(cursor: bytes) -> bool:
+    """HSCAN/SSCAN/ZSCAN's cursor is not one (as Redis reads it: strtoul, no spaces)."""
+    return _CURSOR.fullmatch(cursor) is None or abs(int(cursor or b"0")) >= 2**64
+
+
 MAX_PICKS = 1_000_000  # random picks with repeats one HRANDFIELD/SRANDMEMBER/... may ask
 TOO_MANY_PICKS = resp.error(f"ERR a negative count asks for at most {MAX_PICKS} random "
                             f"picks on this store")

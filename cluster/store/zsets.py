@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Callable, Iterable
 
 from sortedcontainers import SortedList
@@ -25,12 +24,9 @@ from cluster.store.typed import NOT_FLOAT, NOT_INTEGER, SYNTAX, ZSet, changed, c
 _NAN = resp.error("ERR resulting score is not a number (NaN)")
 _NOT_SCORES = resp.error("ERR min or max is not a float")
 _NOT_LEX = resp.error("ERR min or max not valid string range item")
-_POSITIVE = resp.error("ERR value is out of range, must be positive")
 _OUT_OF_RANGE = resp.error("ERR value is out of range")
 _SPACE = b" \t\n\r\x0b\x0c"  # C's isspace
 _INFINITIES = (math.inf, -math.inf)
-_CURSOR = re.compile(rb"([+-]?[0-9]+)?")  # what strtoul reads whole (nothing: cursor 0)
-_EMPTY_SCAN = resp.array([resp.bulk(b"0"), resp.EMPTY_ARRAY])
 _HALF_LONG = 2**62 - 1  # ZRANDMEMBER's count with WITHSCORES: at most LONG_MAX / 2
 RANK, SCORE, LEX = b"RANK", b"BYSCORE", b"BYLEX"
 
@@ -435,7 +431,7 @@ def zpop(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
         return SYNTAX
     count = typed.toInt(args[2]) if len(args) == 3 else 1
     if count is None or count < 0:
-        return _POSITIVE
+        return typed.NOT_POSITIVE
     z = _zset(ks, args[1])
     if z is None or not count:
         return resp.EMPTY_ARRAY
@@ -458,8 +454,7 @@ def zrandmember(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     if count is None:
         return NOT_INTEGER
     if count == typed.INT64[0]:
-        return resp.error("ERR value is out of range, value must between "
-                          "-9223372036854775807 and 9223372036854775807")
+        return typed.RANDOM_RANGE
     if len(args) > 4 or (len(args) == 4 and args[3].upper() != b"WITHSCORES"):
         return SYNTAX
     if len(args) == 4 and abs(count) > _HALF_LONG:
@@ -476,11 +471,11 @@ def zrandmember(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
 def zscan(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     """ZSCAN key cursor [MATCH pattern] [COUNT n]: the whole set in one reply (cursor 0), as
     Redis answers for a small one; COUNT is a hint."""
-    if _CURSOR.fullmatch(args[2]) is None or abs(int(args[2] or b"0")) >= 2**64:
-        return resp.error("ERR invalid cursor")
+    if typed.badCursor(args[2]):
+        return typed.INVALID_CURSOR
     z = _zset(ks, args[1])
     if z is None:
-        return _EMPTY_SCAN
+        return typed.EMPTY_SCAN
     match, _, kind, why = typed.scanArgs(args, 3)
     if why is not None or kind is not None:
         return why or SYNTAX
