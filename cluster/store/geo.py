@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 from cluster.store import resp, typed
 from cluster.store.keyspace import Keyspace
-from cluster.store.typed import NOT_FLOAT, NOT_INTEGER, SYNTAX, ZSet
+from cluster.store.typed import NOT_FLOAT, NOT_INTEGER, SYNTAX, ZSet, scoreKey, unkey
 from cluster.store.zsets import _double, _store, _zset, zadd
 
 LON_MIN, LON_MAX = -180.0, 180.0
@@ -236,8 +236,9 @@ def _search(z: ZSet, q: _Query) -> list[_Point]:
             break
         bits, step = box
         shift = 52 - 2 * step
-        for score, member in z.order.irange((float(bits << shift),),
-                                            (float(bits + 1 << shift),), (True, False)):
+        keys = z.order.irange(scoreKey(float(bits << shift)),
+                              scoreKey(float(bits + 1 << shift)), (True, False))
+        for score, member in map(unkey, keys):
             lon, lat = _decode(score)
             dist = q.within(lon, lat)
             if dist is not None:

@@ -143,7 +143,8 @@ def _elements(value: Any, reverse: bool) -> list[bytes]:
     """The elements to sort, in the value's own order (reversed for BY nosort DESC)."""
     if value is None:
         return []
-    items = [m for _, m in value.order] if type(value) is ZSet else list(value)
+    # (a sorted set's key: 8 bytes of score, then the member)
+    items = [key[8:] for key in value.order] if type(value) is ZSet else list(value)
     return items[::-1] if reverse and type(value) is not set else items
 
 

@@ -3,9 +3,9 @@ a key of one type (``-WRONGTYPE`` for another), dropping a container once it is 
 and the plain form a container takes to travel (shard handoff) or be stored.
 
 A hash is a ``dict``, a list a ``deque``, a set a ``set`` and a sorted set a ``ZSet``
-(a dict of scores beside a ``sortedcontainers.SortedList`` of (score, member)); a string
-stays ``bytes``. Containers change in place, so a command that changes one tells the
-keyspace (``changed``), which is what makes WATCH see it.
+(a dict of scores beside a ``sortedcontainers.SortedList`` of keys that sort as (score,
+member) do); a string stays ``bytes``. Containers change in place, so a command that
+changes one tells the keyspace (``changed``), which is what makes WATCH see it.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
@@ -31,27 +32,49 @@ SYNTAX = resp.error("ERR syntax error")
 INT64 = (-(2**63), 2**63 - 1)
 
 
+_DOUBLE = struct.Struct(">d")
+_INVERT = bytes(range(255, -1, -1))  # each byte's bits flipped
+
+
+def scoreKey(score: float) -> bytes:
+    """``score`` (not -0 or NaN) as 8 bytes that sort as scores do: its IEEE bits with the
+    sign bit set (>= 0) or all bits flipped (< 0), so that sorting compares bytes."""
+    return _DOUBLE.pack(-score) if score >= 0 else _DOUBLE.pack(score).translate(_INVERT)
+
+
+def unkey(key: bytes) -> tuple[float, bytes]:
+    """The (score, member) of a ZSet's key (decoded: faster than reading ``scores``)."""
+    if key[0] >= 0x80:
+        return -_DOUBLE.unpack_from(key)[0], key[8:]
+    return _DOUBLE.unpack(key[:8].translate(_INVERT))[0], key[8:]
+
+
 class ZSet:
-    """A sorted set: each member's score, and the members in (score, member) order."""
+    """A sorted set: each member's score, and in ``order`` each member's key,
+    ``scoreKey(score) + member``: bytes compare as Redis orders a sorted set (by score,
+    then member), and faster than (score, member) tuples."""
 
     __slots__ = ("scores", "order")
 
-    def __init__(self) -> None:
-        self.scores: dict[bytes, float] = {}
-        self.order: SortedList = SortedList()
+    def __init__(self, scores: Iterable[tuple[bytes, float]] = ()) -> None:
+        self.scores: dict[bytes, float] = {member: score + 0.0  # -0 as 0, as Redis has it
+                                           for member, score in scores}
+        self.order: SortedList = SortedList([scoreKey(score) + member
+                                             for member, score in self.scores.items()])
 
     def add(self, member: bytes, score: float) -> None:
+        """Set ``member``'s score (not -0: callers store 0, as Redis does)."""
         old = self.scores.get(member)
         if old is not None:
-            self.order.remove((old, member))
+            self.order.remove(scoreKey(old) + member)
         self.scores[member] = score
-        self.order.add((score, member))
+        self.order.add(scoreKey(score) + member)
 
     def remove(self, member: bytes) -> bool:
         score = self.scores.pop(member, None)
         if score is None:
             return False
-        self.order.remove((score, member))
+        self.order.remove(scoreKey(score) + member)
         return True
 
     def __len__(self) -> int:
@@ -59,7 +82,7 @@ class ZSet:
 
     def rank(self, member: bytes) -> int | None:
         score = self.scores.get(member)
-        return None if score is None else self.order.index((score, member))
+        return None if score is None else self.order.index(scoreKey(score) + member)
 
 
 KINDS: dict[type, str] = {bytes: "string", dict: "hash", deque: "list", set: "set",
@@ -165,10 +188,7 @@ def fromPlain(obj: Any) -> Any:
         return deque(items)
     if code == 3:
         return set(items)
-    z = ZSet()
-    for member, score in zip(items[::2], items[1::2], strict=True):
-        z.add(member, float(score))
-    return z
+    return ZSet(zip(items[::2], items[1::2], strict=True))
 
 
 def size(value: Any) -> int:

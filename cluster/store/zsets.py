@@ -1,12 +1,13 @@
 """Sorted set commands (ZADD, ZRANGE, ... ZUNIONSTORE), with Redis's replies and errors.
 
-A sorted set is a ``typed.ZSet``: each member's score, and a ``SortedList`` of (score,
-member), Redis's order. Ranges are found by bisecting that list with keys that sort just
-before or just after the elements a range's end names (``_end``), so a range costs
-O(log n + m). Each command takes the keyspace, the request and whether the client speaks
-RESP3 (scores are doubles there, and WITHSCORES pairs [member, score]), and returns the
-encoded reply. As Redis 7.0 does for a small sorted set, -0 is stored as 0, and ZSCAN
-writes whole scores up to 2**62 as integers.
+A sorted set is a ``typed.ZSet``: each member's score, and a ``SortedList`` of keys in
+Redis's order (8 bytes of score that sort as it does, then the member). Ranges are found
+by bisecting that list with keys that sort just before or just after the elements a
+range's end names (``_end``), so a range costs O(log n + m). Each command takes the
+keyspace, the request and whether the client speaks RESP3 (scores are doubles there, and
+WITHSCORES pairs [member, score]), and returns the encoded reply. As Redis 7.0 does for a
+small sorted set, -0 is stored as 0, and ZSCAN writes whole scores up to 2**62 as
+integers.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def _hex(text: bytes) -> float | None:
 def _double(text: bytes) -> float | None:
     """A score, increment or weight as Redis reads one (string2d): strtod over all of
     ``text``, no space around it, not NaN, not out of range (None: not one)."""
+    if text.isdigit() and len(text) < 309:  # the commonest: too few digits to overflow
+        return float(text)
     try:
         x = float(text)
     except ValueError:
@@ -91,7 +94,7 @@ def _scanScore(x: float) -> bytes:
 # -- ranges: by rank, by score, by member (lex) ----------------------------------------------
 
 class _Top:
-    """Sorts after every member: (x, TOP) falls just after each (x, member)."""
+    """Sorts after every member: a lex range's "+"."""
 
     __slots__ = ()
 
@@ -109,25 +112,30 @@ class _Top:
 
 
 TOP = _Top()
+_AFTER_ALL = b"\xff" * 9  # sorts after every key (+inf's starts ff f0)
 
 
-def _end(text: bytes, by: bytes, high: bool) -> tuple | None:
+def _end(text: bytes, by: bytes, high: bool) -> bytes | _Top | None:
     """One end of a score or lex range as a key that sorts just before the elements it
     names (an inclusive low end, an exclusive high end) or just after them (the others);
-    None if it is not one. A score key compares with (score, member), a lex key with
-    (member,)."""
+    None if it is not one. A score key compares with a ZSet's keys, a lex key with
+    members."""
+    after = (text[:1] == b"(") != high
     if by == LEX:
         if text in (b"-", b"+"):
-            return () if text == b"-" else (TOP,)
+            return b"" if text == b"-" else TOP
         if text[:1] not in (b"[", b"("):
             return None
-        value = text[1:]
-    else:
-        body = text[1:] if text[:1] == b"(" else text
-        value = _strtod(body) if body else 0.0  # strtod reads "" as 0, as Redis takes it
-        if value is None or value != value:
-            return None
-    return (value, TOP) if (text[:1] == b"(") != high else (value,)
+        return text[1:] + b"\x00" if after else text[1:]
+    body = text[1:] if text[:1] == b"(" else text
+    value = _strtod(body) if body else 0.0  # strtod reads "" as 0, as Redis takes it
+    if value is None or value != value:
+        return None
+    if after:  # before the next score's keys
+        if value == math.inf:
+            return _AFTER_ALL
+        value = math.nextafter(value, math.inf)
+    return typed.scoreKey(value + 0.0)  # (-0 is 0 in a sorted set)
 
 
 def _ends(by: bytes, first: bytes, last: bytes) -> tuple | bytes:
@@ -160,44 +168,46 @@ def _positions(z: ZSet, by: bytes, ends: tuple, rev: bool) -> range:
     return span[::-1] if rev else span
 
 
-def _lexSpan(order: SortedList, lo: tuple, hi: tuple, rev: bool) -> range:
+def _lexSpan(order: SortedList, lo: bytes | _Top, hi: bytes | _Top, rev: bool) -> range:
     """Where the members from ``lo`` to ``hi`` are (lex ranges are meant for members of
     one score)."""
-    score = order[0][0]
-    if order[-1][0] == score:  # one score: the members are in order
-        return range(order.bisect_left((score, *lo)), order.bisect_left((score, *hi)))
+    score = order[0][:8]  # (as the keys start)
+    if order[-1][:8] == score:  # one score: the members are in order
+        start, stop = (order.bisect_left(_AFTER_ALL if end is TOP else score + end)
+                       for end in (lo, hi))
+        return range(start, stop)
     # scores differ (undefined in Redis's documentation): as Redis walks a small set,
     # from the first member >= lo (reversed: the last < hi) while members stay in range
-    keys = [(member,) for _, member in order]
-    if keys[-1] < lo or not keys[0] < hi:
+    members = [key[8:] for key in order]
+    if members[-1] < lo or not members[0] < hi:
         return range(0)
     if rev:
-        last = next(i for i in range(len(keys) - 1, -1, -1) if keys[i] < hi)
+        last = next(i for i in range(len(members) - 1, -1, -1) if members[i] < hi)
         first = last + 1
-        while first and keys[first - 1] >= lo:
+        while first and members[first - 1] >= lo:
             first -= 1
         return range(first, last + 1)
-    first = next(i for i, key in enumerate(keys) if key >= lo)
+    first = next(i for i, member in enumerate(members) if member >= lo)
     stop = first
-    while stop < len(keys) and keys[stop] < hi:
+    while stop < len(members) and members[stop] < hi:
         stop += 1
     return range(first, stop)
 
 
-def _take(order: SortedList, where: range) -> list[tuple[float, bytes]]:
-    """The elements at ``where`` (ascending or descending positions), in its order."""
+def _take(order: SortedList, where: range) -> list[bytes]:
+    """The keys at ``where`` (ascending or descending positions), in its order."""
     if where.step > 0:
         return order[where.start:where.stop]
     return order[where.stop + 1:where.start + 1][::-1]
 
 
-def _cut(z: ZSet, start: int, stop: int) -> list[tuple[float, bytes]]:
-    """Remove the elements at positions ``start`` to ``stop`` - 1; return them."""
-    items = z.order[start:stop]
+def _cut(z: ZSet, start: int, stop: int) -> list[bytes]:
+    """Remove the elements at positions ``start`` to ``stop`` - 1; return their keys."""
+    keys = z.order[start:stop]
     del z.order[start:stop]
-    for _, member in items:
-        del z.scores[member]
-    return items
+    for key in keys:
+        del z.scores[key[8:]]
+    return keys
 
 
 def _elements(items: Iterable[tuple[float, bytes]], withscores: bool, r3: bool) -> bytes:
@@ -218,9 +228,7 @@ def _store(ks: Keyspace, key: bytes, scores: dict[bytes, float]) -> bytes:
     if not scores:
         ks.delete(key)
         return resp.ZERO
-    z = ZSet()
-    z.scores.update((member, score + 0.0) for member, score in scores.items())
-    z.order.update((score, member) for member, score in z.scores.items())
+    z = ZSet(scores.items())
     ks.set(key, z)
     return resp.integer(len(z))
 
@@ -243,7 +251,8 @@ def zadd(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
             if old == score:
                 return resp.ZERO
             z.add(args[3], score + 0.0)  # -0 is stored as 0, as Redis does
-            changed(ks, args[1], z)
+            if ks.watched:  # (not empty now: what typed.changed would do)
+                ks.touch(args[1])
             return resp.ZERO if old is not None else resp.ONE
     i, flags = 2, set()
     while i < len(args) and (word := args[i].upper()) in _ZADD_FLAGS:
@@ -400,10 +409,13 @@ def zrange(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     where = range(0) if z is None else _positions(z, by, ends, bool(rev))
     if by != RANK:
         where = range(0) if offset < 0 else where[offset:offset + count if count >= 0 else None]
-    items = [] if z is None else _take(z.order, where)
+    keys = [] if z is None else _take(z.order, where)
+    if not (withscores or store):  # (no scores to decode)
+        return resp.array([resp.bulk(key[8:]) for key in keys])
+    items = list(map(typed.unkey, keys))
     if store:
         return _store(ks, args[1], {member: score for score, member in items})
-    return _elements(items, withscores, r3)
+    return _elements(items, True, r3)
 
 
 _REMOVE_BY = {b"ZREMRANGEBYRANK": RANK, b"ZREMRANGEBYSCORE": SCORE, b"ZREMRANGEBYLEX": LEX}
@@ -436,7 +448,8 @@ def zpop(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     if z is None or not count:
         return resp.EMPTY_ARRAY
     n, size = min(count, len(z)), len(z)
-    items = _cut(z, 0, n) if args[0].upper() == b"ZPOPMIN" else _cut(z, size - n, size)[::-1]
+    keys = _cut(z, 0, n) if args[0].upper() == b"ZPOPMIN" else _cut(z, size - n, size)[::-1]
+    items = list(map(typed.unkey, keys))
     changed(ks, args[1], z)
     if len(args) == 3:
         return _elements(items, True, r3)
@@ -449,7 +462,7 @@ def zrandmember(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     if len(args) == 2:
         z = _zset(ks, args[1])
         return typed.nil(r3) if z is None else \
-            resp.bulk(z.order[random.randrange(len(z))][1])
+            resp.bulk(z.order[random.randrange(len(z))][8:])
     count = typed.toInt(args[2])
     if count is None:
         return NOT_INTEGER
@@ -465,7 +478,7 @@ def zrandmember(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     picked = typed.picks(z.order, count)
     if type(picked) is bytes:
         return picked
-    return _elements(picked, len(args) == 4, r3)
+    return _elements(map(typed.unkey, picked), len(args) == 4, r3)
 
 
 def zscan(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
@@ -479,7 +492,7 @@ def zscan(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     match, _, kind, why = typed.scanArgs(args, 3)
     if why is not None or kind is not None:
         return why or SYNTAX
-    items = [x for score, member in z.order if match is None or match(member)
+    items = [x for score, member in map(typed.unkey, z.order) if match is None or match(member)
              for x in (resp.bulk(member), resp.bulk(_scanScore(score)))]
     return resp.array([resp.bulk(b"0"), resp.array(items)])
 
