@@ -24,6 +24,7 @@ import psutil
 from cluster import channel
 from cluster.defer import Deferred
 from cluster.error import CONNECTION_DONE
+from cluster.hosts import workerNode
 from cluster.process import HELD_SIGNALS
 
 log = logging.getLogger("cluster")
@@ -56,10 +57,13 @@ class BootFailed(ChildDied):
 class Child:
     """One process the supervisor started (or is about to start)."""
 
-    def __init__(self, role: str, index: int | None, successor: bool = False) -> None:
+    def __init__(self, role: str, index: int | None, successor: bool = False,
+                 host: str | None = None) -> None:
         self.role = role
         self.index = index
-        self.node = "gateway" if role == "gateway" else f"worker-{index}"
+        # host: this host's name when the cluster spans several (its workers' node names
+        # carry it, so they are unique cluster-wide)
+        self.node = "gateway" if role == "gateway" else workerNode(host, index)
         self.successor = successor  # started to take over from a running one
         self.ready: Deferred | None = Deferred() if successor else None
         self.state = "starting"
@@ -76,6 +80,7 @@ class Child:
         self.bootError: str | None = None
         self.killed = False
         self.rpcEndpoint: str | None = None  # where its RPC node listens, once ready
+        self.remoteEndpoint: str | None = None  # where other hosts reach it (several hosts)
 
     @property
     def pid(self) -> int | None:

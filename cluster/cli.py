@@ -1,4 +1,4 @@
-"""The ``cluster`` command: run, status, stop, reload."""
+"""The ``cluster`` command: run, status, stop, reload, load, keys."""
 
 from __future__ import annotations
 
@@ -18,11 +18,22 @@ def formatStatus(status: dict[str, Any]) -> str:
     """The human-readable table of ``cluster status``."""
     head = ("ROLE", "NODE", "PID", "STATE", "UPTIME", "RESTARTS", "CONNS", "CPU%", "RSS",
             "FDS")
+    others = status.get("hosts") or []  # several hosts: every host's processes
+    if others:
+        head = ("HOST", *head)
     rows = [head]
-    for p in status["processes"]:
-        rows.append((p["role"], p["node"], str(p["pid"]), p["state"], humanTime(p["uptime"]),
-                     str(p["restarts"]), str(p["connections"]), f"{p['cpu_percent']:.1f}",
-                     humanBytes(p["rss"]), str(p["fds"])))
+    processes = list(status["processes"])
+    for host in others:
+        processes += host["processes"] or [{"host": host["name"], "role": "supervisor",
+                                            "node": "supervisor", "pid": 0,
+                                            "state": host["state"], "uptime": 0,
+                                            "restarts": 0, "connections": 0,
+                                            "cpu_percent": 0.0, "rss": 0, "fds": 0}]
+    for p in processes:
+        row = (p["role"], p["node"], str(p["pid"]), p["state"], humanTime(p["uptime"]),
+               str(p["restarts"]), str(p["connections"]), f"{p['cpu_percent']:.1f}",
+               humanBytes(p["rss"]), str(p["fds"]))
+        rows.append((str(p.get("host")), *row) if others else row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
     lines = [f"cluster {status['name']} on {status.get('bind', '?')} "
              f"(route {status.get('route', '?')})"]
@@ -43,7 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                  "tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_ca": args.tls_ca,
                  "metrics": args.metrics, "log_format": args.log_format,
                  "worker_ports": args.worker_ports, "appendonly": args.appendonly,
-                 "appendfsync": args.appendfsync}
+                 "appendfsync": args.appendfsync, "host": args.host,
+                 "curve_keys": args.curve_keys}
     try:
         cfg = configmod.load(args.config, overrides)
     except (ValueError, OSError) as e:
@@ -64,6 +76,22 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     status = control.request(args.name, "status")
     print(json.dumps(status, indent=2) if args.json else formatStatus(status))
+    return 0 if not args.ready or isReady(status) else 1
+
+
+def isReady(status: dict[str, Any]) -> bool:
+    """Every process of this host runs (a readiness probe's question)."""
+    procs = status["processes"]
+    workers = sum(p["role"] == "worker" and p["state"] == "running" for p in procs)
+    return (all(p["state"] == "running" for p in procs) and workers >= status["workers"]
+            and any(p["role"] == "gateway" for p in procs))
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from cluster import curve
+
+    public, secret = curve.generate(args.directory, args.host)
+    print(f"wrote {public} (give it to every host) and {secret} (this host's only)")
     return 0
 
 
@@ -147,6 +175,11 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--tls-key", metavar="FILE", help="the certificate's private key")
     run.add_argument("--tls-ca", metavar="FILE", help="require client certificates signed "
                      "by this CA")
+    run.add_argument("--host", metavar="NAME", help="which of the config's [[hosts]] this "
+                     "is (default: the short hostname)")
+    run.add_argument("--curve-keys", metavar="DIR", help="every host's NAME.key and this "
+                     "host's NAME.key_secret: RPC between hosts is CurveZMQ, open only to "
+                     "those keys (required unless every host's rpc address is loopback)")
     run.add_argument("--udp", type=int, metavar="PORT", help="each worker also serves the "
                      "app's datagramProtocol on this UDP port (SO_REUSEPORT: the kernel "
                      "spreads datagrams over the workers by source address)")
@@ -154,6 +187,8 @@ def parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="show every process of a running cluster")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--ready", action="store_true", help="exit 1 unless every process "
+                        "of this host runs (a readiness probe)")
     status.set_defaults(func=cmd_status)
 
     stop = sub.add_parser("stop", help="stop a running cluster gracefully")
@@ -185,6 +220,15 @@ def parser() -> argparse.ArgumentParser:
     load.add_argument("--set-ratio", type=float, default=0.5, help="resp: share of SETs")
     load.add_argument("--json", action="store_true", help="machine-readable summary")
     load.set_defaults(func=cmd_load)
+
+    keys = sub.add_parser("keys", help="CurveZMQ certificates for RPC between hosts")
+    keysSub = keys.add_subparsers(dest="action", required=True)
+    generate = keysSub.add_parser("generate", help="write DIR/NAME.key (public: give it to "
+                                  "every host) and DIR/NAME.key_secret (this host's only)")
+    generate.add_argument("directory", metavar="DIR")
+    generate.add_argument("--host", required=True, metavar="NAME",
+                          help="the host's name, as in [[hosts]]")
+    generate.set_defaults(func=cmd_keys)
 
     for sp in (run, status, stop, reload):
         sp.add_argument("--name", default=None if sp is run else "default",

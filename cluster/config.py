@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from cluster import hosts as hostsmod
 from cluster import rundir
 from cluster.shards import SLOTS
 
@@ -62,11 +63,49 @@ class Config:
     worker_ports: int | None = None
     appendonly: str | None = None  # DIR: the default store's append-only files
     appendfsync: str = "everysec"  # always, everysec or no (as Redis's)
+    # several hosts as one cluster: [[hosts]] tables (name, rpc, workers), which one this
+    # is (default: the short hostname) and the directory of their CurveZMQ certificates
+    hosts: list[dict[str, Any]] | None = None
+    host: str | None = None
+    curve_keys: str | None = None
 
     def __post_init__(self) -> None:
+        explicit = bool(self.workers)
         if not self.workers:
             self.workers = defaultWorkers()
+        self.hostList: list[hostsmod.Host] = []  # the other hosts and this one, in order
+        if self.hosts is not None:
+            self._checkHosts(explicit)
         self.validate()
+
+    def _checkHosts(self, explicitWorkers: bool) -> None:
+        hosts = hostsmod.parse(self.hosts, self.workers if explicitWorkers else 0)
+        if self.host is None:
+            self.host = hostsmod.shortHostname()
+        names = [h.name for h in hosts]
+        if self.host not in names:
+            raise ValueError(f"this host ({self.host!r}) is not among [[hosts]] "
+                             f"({', '.join(names)}): name it with --host NAME")
+        if len(hosts) > 1:
+            if not explicitWorkers and any(h.workers == 0 for h in hosts):
+                raise ValueError("with several [[hosts]], set workers (top-level or per "
+                                 "host): the shard map must be the same on every host")
+            if self.worker_ports:
+                raise ValueError("worker-ports (Redis Cluster mode) spans one host only: "
+                                 "with several [[hosts]] leave it off (clients use the "
+                                 "gateways' ports)")
+            self.worker_ports = 0
+            self.workers = next(h.workers for h in hosts if h.name == self.host)
+            self.hostList = hosts
+        if self.curve_keys is not None:
+            from cluster import curve
+
+            self.curve_keys = os.path.abspath(self.curve_keys)
+            curve.Keys.load(self.curve_keys, self.host, names)  # every file there and valid
+        elif self.hostList and not all(hostsmod.isLoopback(h.address) for h in hosts):
+            raise ValueError("refusing to run RPC between hosts in plaintext: some [[hosts]] "
+                             "rpc address is not a loopback address, so set curve-keys "
+                             "(certificates made by `cluster keys generate DIR --host NAME`)")
 
     def validate(self) -> None:
         if self.route not in ROUTES:

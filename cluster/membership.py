@@ -15,6 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from cluster.hosts import HostMap, workerNodes
 from cluster.shards import keyBytes, keySlot, ownerOfSlot
 
 log = logging.getLogger("cluster")
@@ -42,9 +43,10 @@ class Membership:
     """The nodes, their incarnations and the slot routes of one process."""
 
     def __init__(self, node: str, pid: int, endpoint: str, workers: int, slots: int,
-                 successor: bool = False) -> None:
+                 successor: bool = False, hostMap: HostMap | None = None) -> None:
         self.node = node
-        self.workers = workers
+        self.workers = workers  # of this host
+        self.hostMap = hostMap  # every host's workers, when the cluster spans several
         self.slots = slots
         self.me = Peer(node, pid, endpoint)
         self.incarnations: dict[str, Peer] = {endpoint: self.me}  # by endpoint
@@ -135,12 +137,11 @@ class Membership:
         """Every live worker process known here: those serving a node, those replaced
         and finishing, and successors still loading their shards."""
         return [p for p in self.incarnations.values()
-                if p.node.startswith("worker-") and not p.lost]
+                if p.node.rpartition("/")[2].startswith("worker-") and not p.lost]
 
     def _rebuildRoutes(self) -> None:
-        workers, slots = self.workers, self.slots
-        names = [f"worker-{i}" for i in range(workers)]
-        owners = [names[ownerOfSlot(s, workers, slots)] for s in range(slots)]
+        names, slots = self.nodes(), self.slots
+        owners = [names[ownerOfSlot(s, len(names), slots)] for s in range(slots)]
         assigned = self.assigned
         for slot, peer in list(assigned.items()):
             if peer.lost or self.peers.get(owners[slot]) is peer:
@@ -178,7 +179,10 @@ class Membership:
         return keySlot(key if type(key) is bytes else keyBytes(key)) % self.slots
 
     def nodes(self) -> list[str]:
-        return [f"worker-{i}" for i in range(self.workers)]
+        """Every worker node of the cluster, in the shard map's order."""
+        if self.hostMap is not None:
+            return list(self.hostMap.names)
+        return workerNodes(None, self.workers)
 
     def shardOf(self, key: Any) -> str:
         """The node owning ``key``'s slot."""

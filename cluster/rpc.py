@@ -2,7 +2,10 @@
 Deferred that fires when its reply arrives.
 
 Every process of the cluster binds one ROUTER at an ipc:// endpoint in the cluster's 0700
-run directory and opens a DEALER to a peer on first use. A *node* (``worker-0``, ...,
+run directory and opens a DEALER to a peer on first use. When the cluster spans several
+hosts (``cluster.hosts``), workers and the supervisor bind a second ROUTER on tcp:// for
+the other hosts, a CurveZMQ server when keys are configured (``cluster.curve``), and
+dial other hosts' processes as CurveZMQ clients. A *node* (``worker-0``, ...,
 ``gateway``) is served by one process at a time, its *incarnation*: the supervisor
 announces which process serves each node (pid and endpoint) at start and after every
 change. An incarnation that dies fails the calls pending on it with ``NodeLost`` at once;
@@ -43,9 +46,11 @@ from typing import Any
 import msgpack
 import zmq
 
+from cluster.curve import Gatekeeper, Keys
 from cluster.defer import Deferred, ensureDeferred, fail, gatherFirst
 from cluster.error import TimeoutError
 from cluster.failure import Failure
+from cluster.hosts import HostMap, hostOf, tcpEndpoint
 from cluster.logs import Episodes
 from cluster.membership import FROZEN, HERE, Membership
 from cluster.membership import Peer as _Peer
@@ -176,16 +181,34 @@ class RpcNode(Membership):
 
     def __init__(self, reactor: Any, node: str, directory: str, workers: int,
                  slots: int = DEFAULT_SLOTS, timeout: float = DEFAULT_TIMEOUT,
-                 successor: bool = False) -> None:
+                 successor: bool = False, hostMap: HostMap | None = None,
+                 keys: Keys | None = None, remote: str | None = None) -> None:
+        """``remote``: also take calls from other hosts on this tcp:// endpoint
+        (``tcp://ADDRESS:*`` for a port of the system's choosing), with ``keys`` (if any)
+        as a CurveZMQ server."""
         self.reactor = reactor
         self.timeout = timeout
         self.context = zmq.Context.instance()
-        self.path = os.path.join(directory, f"rpc-{node}-{os.getpid()}.ipc")
+        local = node.rpartition("/")[2]  # the run directory is this host's own
+        self.path = os.path.join(directory, f"rpc-{local}-{os.getpid()}.ipc")
         self.endpoint = "ipc://" + self.path
         sock = configure(self.context.socket(zmq.ROUTER))
         sock.bind(self.endpoint)
         self.router = ZmqSocket(reactor, sock, self._fromCaller)
-        Membership.__init__(self, node, os.getpid(), self.endpoint, workers, slots, successor)
+        self.keys = keys
+        self.gatekeeper = Gatekeeper(reactor, self.context, keys) if keys and remote else None
+        self.remoteRouter: ZmqSocket | None = None
+        self.remoteEndpoint: str | None = None  # where other hosts reach this process
+        if remote is not None:
+            sock = configure(self.context.socket(zmq.ROUTER))
+            if keys is not None:
+                keys.serve(sock)
+            sock.bind(remote)
+            self.remoteEndpoint = sock.last_endpoint.decode()
+            self.remoteRouter = ZmqSocket(
+                reactor, sock, lambda frames: self._fromCaller(frames, self.remoteRouter))
+        Membership.__init__(self, node, os.getpid(), self.endpoint, workers, slots, successor,
+                            hostMap)
         self._heldCalls: list[tuple] = []  # callShard calls for frozen slots
         self.pending: dict[int, _Call] = {}
         self.subscribers: dict[str, list[Callable[[str, Any], Any]]] = {}
@@ -208,7 +231,8 @@ class RpcNode(Membership):
         self.sendFailures = Episodes(log, f"rpc {node}: could not send %s", reactor)
         self.notifyFailures = Episodes(log, f"rpc {node}: a notify failed: %s", reactor,
                                        level=logging.ERROR)
-        self._outbox: dict[Any, _Box] = {}  # peer, router identity or _LOCAL -> items
+        # peer, router identity, (remote router, identity) or _LOCAL -> items
+        self._outbox: dict[Any, _Box] = {}
         self._streams: dict[Any, deque] = {}  # destination -> big items, boxes behind them
         self._flushCall: Any = None
         self._packer = msgpack.Packer()
@@ -218,6 +242,8 @@ class RpcNode(Membership):
 
     def start(self) -> RpcNode:
         self.router.start()
+        if self.remoteRouter is not None:
+            self.remoteRouter.start()
         return self
 
     def _routesRebuilt(self) -> None:
@@ -404,8 +430,11 @@ class RpcNode(Membership):
                 if to.dealer is None:
                     to.dealer = self._dial(to)
                 return to.dealer.send([payload], track) or True
-            if not self.router.closed:
-                return self.router.send([to, payload], track) or True
+            router = self.router
+            if type(to) is tuple:  # a caller on another host
+                router, to = to
+            if not router.closed:
+                return router.send([to, payload], track) or True
             return None
         except zmq.ZMQError as e:
             where = to.node if isinstance(to, _Peer) else "a caller"
@@ -468,6 +497,8 @@ class RpcNode(Membership):
 
     def _dial(self, peer: _Peer) -> ZmqSocket:
         sock = configure(self.context.socket(zmq.DEALER))
+        if self.keys is not None and peer.endpoint.startswith("tcp://"):
+            self.keys.dial(sock, hostOf(peer.node) or "")
         sock.connect(peer.endpoint)
         return ZmqSocket(self.reactor, sock, lambda frames: self._fromCallee(peer, frames)).start()
 
@@ -491,13 +522,15 @@ class RpcNode(Membership):
         self.dropped += 1
         self.badMessages.record(why)
 
-    def _fromCaller(self, frames: list[Any]) -> None:
+    def _fromCaller(self, frames: list[Any], via: ZmqSocket | None = None) -> None:
+        """Calls that came in on our ROUTER (``via``: the one other hosts call)."""
         if len(frames) != 2:
             self._bad(f"message of {len(frames)} frames")
             return
         items = self._decode(frames[1])
         if items is not None:
-            self._handle(items, bytes(frames[0]), None)
+            caller = bytes(frames[0])
+            self._handle(items, caller if via is None else (via, caller), None)
 
     def _fromCallee(self, peer: _Peer, frames: list[Any]) -> None:
         if peer.lost:
@@ -637,7 +670,8 @@ class RpcNode(Membership):
         self._answerPacked(replyTo, self._pack(item))
 
     def _answerPacked(self, replyTo: Any, item: bytes | list) -> None:
-        if replyTo is _LOCAL or not self.router.closed:
+        router = replyTo[0] if type(replyTo) is tuple else self.router
+        if replyTo is _LOCAL or not router.closed:
             self._enqueue(replyTo, item)
 
     def _deliver(self, topic: str, data: Any) -> None:
@@ -675,6 +709,10 @@ class RpcNode(Membership):
             self._flushCall.cancel()
         self._flushCall = None
         self.router.close()
+        if self.remoteRouter is not None:
+            self.remoteRouter.close()
+        if self.gatekeeper is not None:
+            self.gatekeeper.close()
         try:
             os.unlink(self.path)
         except OSError:
@@ -708,9 +746,14 @@ def install(node: RpcNode | None) -> RpcNode | None:
 def startNode(reactor: Any, spec: dict[str, Any]) -> RpcNode:
     """Bind this cluster process's node (from the supervisor's spec), make it the one the
     module functions use, and close it when the reactor shuts down."""
+    hostMap = HostMap.fromSpec(spec.get("hostmap"))
+    keys = None
+    if hostMap is not None and spec.get("curve_keys"):
+        keys = Keys.load(spec["curve_keys"], hostMap.me, [h for h, _ in hostMap.hosts])
+    remote = spec.get("rpc_remote")  # the address other hosts reach this host's workers at
     node = RpcNode(reactor, spec["node"], spec["rundir"], spec["workers"], spec["slots"],
-                   spec.get("rpc_timeout", DEFAULT_TIMEOUT),
-                   bool(spec.get("successor"))).start()
+                   spec.get("rpc_timeout", DEFAULT_TIMEOUT), bool(spec.get("successor")),
+                   hostMap, keys, tcpEndpoint(remote, "*") if remote else None).start()
     install(node)
     reactor.addSystemEventTrigger("after", "shutdown", node.close)
     return node

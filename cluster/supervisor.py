@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import psutil
+import zmq
 
 from cluster import channel, rundir
 from cluster.child import BOOT_ERROR, stopReactor
@@ -36,6 +37,8 @@ from cluster.control import ControlFactory
 from cluster.defer import Deferred, DeferredList, deferLater, inlineCallbacks, maybeDeferred
 from cluster.error import TimeoutError
 from cluster.failure import Failure
+from cluster.hostlink import HostLink
+from cluster.hosts import HostMap, bindAddress, shortHostname, tcpEndpoint, workerNode
 from cluster.monitor import Monitor
 from cluster.rpc import RpcNode
 from cluster.shards import moves, slotsOf
@@ -111,6 +114,13 @@ class Supervisor:
         self.ps = psutil.Process()
         self.ps.cpu_percent()
         self.rpc: RpcNode | None = None
+        # several hosts: this host's name (in its workers' node names) and the link to
+        # the other hosts' supervisors
+        self.hostName = config.host if config.hostList else None
+        self.hostMap = HostMap([(h.name, h.workers) for h in config.hostList],
+                               config.host) if config.hostList else None
+        self.hostLink: HostLink | None = None
+        self.hostLabel = config.host or shortHostname()  # status's host field
         self.monitor: Monitor | None = None
         self._tick: Any = None
 
@@ -133,8 +143,7 @@ class Supervisor:
             for sig, handler in handlers.items():
                 signal.signal(sig, lambda s, f, h=handler: self.reactor.callFromThread(h))
             # its own RPC node, to ping every child's RPC socket (liveness beyond the loop)
-            self.rpc = RpcNode(self.reactor, "supervisor", self.rundir, cfg.workers,
-                               cfg.slots, cfg.heartbeat_timeout).start()
+            self.rpc = self._rpcNode()
             self.reactor.callWhenRunning(self.startAll)
             self.reactor.run(installSignalHandlers=False)
         finally:
@@ -149,6 +158,33 @@ class Supervisor:
             rundir.remove(cfg.name)
         log.info("cluster %r stopped", cfg.name)
         return self.exitCode
+
+    def _rpcNode(self) -> RpcNode:
+        """Its own RPC node: to ping every child's RPC socket (liveness beyond the loop),
+        and, with several hosts, on tcp:// to talk with the other hosts' supervisors."""
+        cfg = self.config
+        if self.hostMap is None:
+            return RpcNode(self.reactor, "supervisor", self.rundir, cfg.workers, cfg.slots,
+                           cfg.heartbeat_timeout).start()
+        from cluster.curve import Keys
+
+        me = next(h for h in cfg.hostList if h.name == cfg.host)
+        self.rpcAddress = bindAddress(me.address)
+        keys = (Keys.load(cfg.curve_keys, cfg.host, [h.name for h in cfg.hostList])
+                if cfg.curve_keys else None)
+        try:
+            node = RpcNode(self.reactor, "supervisor", self.rundir, cfg.workers, cfg.slots,
+                           cfg.heartbeat_timeout, hostMap=self.hostMap, keys=keys,
+                           remote=tcpEndpoint(self.rpcAddress, me.port)).start()
+        except zmq.ZMQError as e:
+            raise SystemExit(f"cannot listen for the other hosts on {me.address}:{me.port}: "
+                             f"{e}") from e
+        self.hostLink = HostLink(node, cfg.hostList, cfg.host, cfg.workers,
+                                 cfg.heartbeat_timeout, cfg.heartbeat_interval,
+                                 self._hostReport, self._announcePeers)
+        log.info("host %s: RPC for the other hosts on %s (%s)", cfg.host,
+                 node.remoteEndpoint, "CurveZMQ" if keys else "plaintext, loopback only")
+        return node
 
     def _listen(self) -> socket.socket:
         host, port = self.config.hostPort()
@@ -234,6 +270,8 @@ class Supervisor:
                 "preamble_limit": cfg.preamble_limit, "preamble_timeout": cfg.preamble_timeout,
                 "rpc_timeout": cfg.rpc_timeout, "rundir": self.rundir,
                 "supervisor_pid": os.getpid(), "udp": cfg.udp, "host": cfg.hostPort()[0],
+                "hostmap": self.hostMap.toSpec() if self.hostMap else None,
+                "curve_keys": cfg.curve_keys,
                 "tls_cert": cfg.tls_cert, "tls_key": cfg.tls_key, "tls_ca": cfg.tls_ca,
                 "worker_ports": self.workerPortBase, "appendonly": cfg.appendonly,
                 "appendfsync": cfg.appendfsync}
@@ -248,9 +286,11 @@ class Supervisor:
             gatewayEnd, workerEnd = channel.pair()
         except OSError as e:
             raise SpawnFailed(f"could not start worker-{index}: {e}") from e
-        child = Child("worker", index, successor)
+        child = Child("worker", index, successor, self.hostName)
         child.handoffEnd = gatewayEnd
         spec = {"index": index, "handoff_fd": workerEnd.fileno(), "successor": successor}
+        if self.hostMap is not None:  # other hosts call it on tcp://
+            spec["rpc_remote"] = self.rpcAddress
         fds = [workerEnd.fileno()]
         try:
             port = self.workerPorts.get(index)  # (kept even once worker ports are off)
@@ -286,7 +326,7 @@ class Supervisor:
         """Start a gateway or worker that serves as soon as it is ready (first start,
         restart); a failure to start is retried with the crash backoff."""
         if self.state == "stopping" or (role == "worker" and index >= self.config.workers):
-            self._forget(f"worker-{index}" if role == "worker" else "gateway")
+            self._forget(self._nodeName(role, index))
             return
         try:
             if role == "gateway":
@@ -294,8 +334,11 @@ class Supervisor:
             else:
                 self.spawnWorker(index)
         except SpawnFailed as e:
-            node = "gateway" if role == "gateway" else f"worker-{index}"
+            node = self._nodeName(role, index)
             self._scheduleRestart(role, index, node, str(e), time.monotonic())
+
+    def _nodeName(self, role: str, index: int | None) -> str:
+        return "gateway" if role == "gateway" else workerNode(self.hostName, index)
 
     # -- messages from children ------------------------------------------------------------
 
@@ -309,8 +352,9 @@ class Supervisor:
         elif kind == "ready":
             child.lastBeat = time.monotonic()
             info = msg[1] if len(msg) > 1 and isinstance(msg[1], dict) else {}
-            endpoint = info.get("rpc")
+            endpoint, remote = info.get("rpc"), info.get("rpc_remote")
             child.rpcEndpoint = endpoint if isinstance(endpoint, str) else None
+            child.remoteEndpoint = remote if isinstance(remote, str) else None
             if child.state == "starting":
                 child.state = "running"
                 self.childReady(child)
@@ -387,7 +431,21 @@ class Supervisor:
         named = {id(c) for c in serving}
         others = [[c.node, c.pid, c.rpcEndpoint] for c in self.children
                   if id(c) not in named and c.rpcEndpoint]
+        if self.hostLink is not None:  # the other hosts' workers, reached on tcp://
+            peers.update(self.hostLink.serving())
+            others += self.hostLink.others()
         return ["peers", peers, self.config.workers, self.epoch, others]
+
+    def _hostReport(self) -> dict[str, Any]:
+        """What the other hosts hear of this one: its workers' tcp:// endpoints and its
+        processes (for their ``cluster status``)."""
+        serving = [w for _, w in sorted(self.serving.items())]
+        named = {id(c) for c in serving}
+        return {"serving": {c.node: [c.pid, c.remoteEndpoint] for c in serving
+                            if c.state == "running" and c.remoteEndpoint},
+                "others": [[c.node, c.pid, c.remoteEndpoint] for c in self.children
+                           if c.role == "worker" and id(c) not in named and c.remoteEndpoint],
+                "rows": self._rows()}
 
     def _allUp(self) -> bool:
         return (self.gateway is not None and self.gateway.state == "running"
@@ -535,6 +593,8 @@ class Supervisor:
             if move.progress < stalled:
                 self._moveOver(moveId, f"{move.source.node} made no progress moving its "
                                f"shards for {3 * self.config.rpc_timeout:.0f}s")
+        if self.hostLink is not None:
+            self.hostLink.tick()
         if os.getpid() == 1:
             self.reapOrphans()
         self._scheduleTick()
@@ -654,6 +714,11 @@ class Supervisor:
         d = Deferred()
         if self.state == "stopping":
             d.errback(OperationRefused("the cluster is stopping"))
+            return d
+        if name != "reload" and self.hostMap is not None:
+            d.errback(OperationRefused("with several [[hosts]] the worker counts are part of "
+                                       "the configuration every host shares: change them "
+                                       "there and restart the hosts"))
             return d
         self.operations.append((name, run, d))
         self._nextOperation()
@@ -862,6 +927,18 @@ class Supervisor:
 
     def status(self) -> dict[str, Any]:
         """The layout ``cluster status --json`` prints."""
+        live = {child.node for child in self.children}
+        return {"name": self.config.name, "bind": f"{self.config.hostPort()[0]}:"
+                f"{self.boundPort}", "route": self.config.route, "workers": self.config.workers,
+                "operation": self.operation, "reload": self.lastReload,
+                "orphans_reaped": self.orphansReaped, "warnings": self._warnings(live),
+                "metrics": self.monitor.address if self.monitor is not None else None,
+                "worker_ports": self.workerPortBase or None, "host": self.hostLabel,
+                "hosts": self.hostLink.status() if self.hostLink is not None else [],
+                "processes": self._rows()}
+
+    def _rows(self) -> list[dict[str, Any]]:
+        """This host's processes, as ``cluster status`` shows them."""
         now = time.monotonic()
         rows = [self._row("supervisor", "supervisor", self.ps, self.state,
                           now - self.started, 0, {})]
@@ -880,12 +957,9 @@ class Supervisor:
             else:  # died, waiting for its restart
                 rows.append(self._row(role, entry, None, "down", now - started,
                                       self.restarts.get(entry, 0), {}))
-        return {"name": self.config.name, "bind": f"{self.config.hostPort()[0]}:"
-                f"{self.boundPort}", "route": self.config.route, "workers": self.config.workers,
-                "operation": self.operation, "reload": self.lastReload,
-                "orphans_reaped": self.orphansReaped, "warnings": self._warnings(live),
-                "metrics": self.monitor.address if self.monitor is not None else None,
-                "worker_ports": self.workerPortBase or None, "processes": rows}
+        for row in rows:
+            row["host"] = self.hostLabel
+        return rows
 
     def _warnings(self, live: set[str]) -> list[dict[str, Any]]:
         """What an operator should look at: crash loops, a failed reload."""

@@ -90,7 +90,8 @@ class Worker:
         signal.signal(signal.SIGTERM, lambda *_: r.callFromThread(self.leave))
         self._beat.clock = r
         self._beat.start(self.spec["heartbeat_interval"])
-        self.control.send(["ready", {"pid": os.getpid(), "rpc": self.rpc.endpoint}])
+        self.control.send(["ready", {"pid": os.getpid(), "rpc": self.rpc.endpoint,
+                                     "rpc_remote": self.rpc.remoteEndpoint}])
 
     # -- connections -----------------------------------------------------------------------
 

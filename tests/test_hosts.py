@@ -1,0 +1,168 @@
+"""Several hosts as one cluster, on this machine's loopback: each host is its own
+``cluster run`` (supervisor, gateway, workers, run directory), and the hosts are one
+cluster for ``cluster.rpc`` and the default store. (Separate network namespaces, with
+CurveZMQ on the wire: tests/test_hosts_netns.py.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+
+import psutil
+import pytest
+import redis
+
+from cluster import cli, config, curve
+from cluster.harness import free_ports
+from cluster.hosts import HostMap
+from cluster.shards import ownerOf
+from tests.test_rpc_cluster import APP, ask
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+
+def hosts_toml(tmp_path, workers=2):
+    """A cluster.toml naming hosts a and b at 127.0.0.1 (RPC on free ports)."""
+    lines = [f"workers = {workers}"]
+    base = free_ports(2)
+    for i, name in enumerate("ab"):
+        lines += ["[[hosts]]", f'name = "{name}"', f'rpc = "127.0.0.1:{base + i}"']
+    path = tmp_path / "cluster.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def start_hosts(run_cluster, tmp_path, target=None, workers=2, **options):
+    path = hosts_toml(tmp_path, workers)
+    hosts = [run_cluster(target, None, config=path, host=name, **options) for name in "ab"]
+    for h in hosts:
+        h.wait_until(every_host_serving(workers), 30, "every host up")
+    return hosts
+
+
+def every_host_serving(workers):
+    """A status predicate: this host's and every other host's processes all run."""
+    def serving(st):
+        groups = [st["processes"], *(o["processes"] for o in st["hosts"])]
+        return all(len(g) == workers + 2 and all(p["state"] == "running" for p in g)
+                   for g in groups)
+    return serving
+
+
+def owner(key: str) -> str:
+    """The node owning ``key`` in a two-host cluster of two workers each."""
+    return HostMap([("a", 2), ("b", 2)], "a").names[ownerOf(key, 4)]
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+def test_several_hosts_need_keys_off_loopback(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('workers = 1\n[[hosts]]\nname = "a"\nrpc = "10.1.2.3:7000"\n'
+                    '[[hosts]]\nname = "b"\nrpc = "10.1.2.4:7000"\n')
+    with pytest.raises(ValueError, match="plaintext.*curve-keys"):
+        config.load(str(path), {"host": "a"})
+    with pytest.raises(ValueError, match=r"this host \('c'\) is not among \[\[hosts\]\]"):
+        config.load(str(path), {"host": "c"})
+
+
+def test_several_hosts_need_one_worker_count_and_no_worker_ports(tmp_path):
+    two = '[[hosts]]\nname = "a"\nrpc = "127.0.0.1:7000"\n[[hosts]]\nname = "b"\n' \
+          'rpc = "127.0.0.1:7001"\n'
+    path = tmp_path / "c.toml"
+    path.write_text(two)
+    with pytest.raises(ValueError, match="set workers"):
+        config.load(str(path), {"host": "a"})
+    path.write_text("workers = 2\n" + two)
+    with pytest.raises(ValueError, match="worker-ports"):
+        config.load(str(path), {"host": "a", "worker_ports": 7100})
+    cfg = config.load(str(path), {"host": "b"})
+    assert [h.name for h in cfg.hostList] == ["a", "b"] and cfg.worker_ports == 0
+    path.write_text("workers = 1\n" + two.replace('name = "b"', 'name = "b"\nworkers = 3'))
+    assert config.load(str(path), {"host": "b"}).workers == 3
+    path.write_text("workers = 1\n" + two.replace("7001", "7000"))
+    with pytest.raises(ValueError, match="same rpc address"):
+        config.load(str(path), {"host": "a"})
+
+
+def test_keys_generate_and_load(tmp_path, capsys):
+    keys = tmp_path / "keys"
+    for name in ("a", "b"):
+        args = cli.parser().parse_args(["keys", "generate", str(keys), "--host", name])
+        assert args.func(args) == 0
+    assert "a.key_secret" in capsys.readouterr().out
+    assert stat.S_IMODE(os.stat(keys / "a.key_secret").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(keys).st_mode) == 0o700
+    with pytest.raises(ValueError, match="exists"):
+        curve.generate(str(keys), "a")
+    loaded = curve.Keys.load(str(keys), "a", ["a", "b"])
+    assert loaded.hosts["b"] != loaded.public and loaded.known == set(loaded.hosts.values())
+    (keys / "b.key").unlink()
+    with pytest.raises(ValueError, match="b.key"):
+        curve.Keys.load(str(keys), "a", ["a", "b"])
+
+
+# -- one cluster over two hosts --------------------------------------------------------------
+
+def test_rpc_spans_the_hosts(run_cluster, tmp_path):
+    a, b = start_hosts(run_cluster, tmp_path, APP, route="round-robin")
+    pids = {**a.pids(), **b.pids()}
+    assert set(pids) == {"a/worker-0", "a/worker-1", "b/worker-0", "b/worker-1"}
+    client = a.connect()
+    assert ask(client, "bcast") == ("ok", {node: [node, pid] for node, pid in pids.items()})
+    for i in range(20):
+        key = f"user:{i}"
+        assert ask(client, f"shard {key}") == ("ok", [owner(key), pids[owner(key)]])
+    assert ask(client, "call b/worker-1 t.whereami") == ("ok", ["b/worker-1",
+                                                                pids["b/worker-1"]])
+    kind, text = ask(client, "call b/worker-0 t.boom far")
+    assert kind == "err" and text.startswith("RemoteError KeyError")
+    client.close()
+    st = a.status()
+    assert {p["host"] for p in st["processes"]} == {"a"}
+    [other] = st["hosts"]
+    assert other["name"] == "b" and other["state"] == "up"
+    assert {p["node"]: p["pid"] for p in other["processes"] if p["role"] == "worker"} == \
+        b.pids()
+    table = cli.formatStatus(st)
+    assert table.splitlines()[1].startswith("HOST") and "b/worker-1" in table
+
+
+def kill_host(h) -> None:
+    """Kill every process of one host at once (a machine gone), by PID."""
+    procs = [psutil.Process(pid) for pid in {p["pid"] for p in h.status()["processes"]}
+             if pid]
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=10)
+    h.proc.wait(10)
+
+
+def test_store_across_hosts_and_a_host_lost_and_back(run_cluster, tmp_path):
+    a, b = start_hosts(run_cluster, tmp_path, heartbeat_timeout=3)
+    ra, rb = (redis.Redis(port=h.port, socket_timeout=10) for h in (a, b))
+    keys = [f"k{i}" for i in range(40)]
+    ours = [k for k in keys if owner(k).startswith("a/")]
+    theirs = [k for k in keys if owner(k).startswith("b/")]
+    assert ours and theirs
+    for k in keys:
+        assert ra.set(k, f"v-{k}")
+    assert [rb.get(k) for k in keys] == [f"v-{k}".encode() for k in keys]
+    assert rb.mget(["{t}1", "{t}2"]) == [None, None]
+
+    kill_host(b)
+    a.wait_until(lambda st: st["hosts"][0]["state"] == "lost", 15, "host b lost")
+    for k in theirs:
+        with pytest.raises(redis.exceptions.ClusterDownError):  # -CLUSTERDOWN ...
+            ra.get(k)
+    assert [ra.get(k) for k in ours] == [f"v-{k}".encode() for k in ours]
+    assert "host b lost" in a.logs()
+
+    b2 = run_cluster(None, None, config=str(tmp_path / "cluster.toml"), host="b",
+                     bind=f"127.0.0.1:{b.port}", heartbeat_timeout=3)
+    b2.wait_ready()
+    a.wait_until(every_host_serving(2), 30, "host b back")
+    assert [ra.get(k) for k in theirs] == [None] * len(theirs)  # memory only: empty again
+    assert ra.set(theirs[0], "again") and rb.get(theirs[0]) == b"again"
+    assert [rb.get(k) for k in ours] == [f"v-{k}".encode() for k in ours]
