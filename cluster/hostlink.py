@@ -2,8 +2,11 @@
 each of their workers (and at which tcp:// endpoint), and that they are alive.
 
 Every heartbeat interval each supervisor calls ``cluster.host`` on every other host's
-supervisor with its own report (host, incarnation, workers and their endpoints, its
-processes for ``cluster status``); the answer is the other's report. A host not heard
+supervisor, whose answer is its report: host, incarnation, workers and their endpoints,
+its processes for ``cluster status``. Only answers to our own calls are believed: the
+call went to that host's configured address, and with CurveZMQ to its public key, so
+only that host could have answered, whereas anyone holding some host's key could call us
+claiming to be any host. A host not heard
 from for the heartbeat timeout (measured here, on the monotonic clock: the hosts' clocks
 need not agree) is lost: its workers leave the announcement this supervisor makes to its
 children, so calls to them fail with NodeLost at once and their slots have nobody
@@ -62,16 +65,10 @@ class HostLink:
         self.changed = changed  # the remote workers changed: announce them
         self.remotes = {h.name: RemoteHost(h) for h in hosts if h.name != me}
         self.refused = Episodes(log, "ignored a host report: %s", rpc.reactor)
-        expose("cluster.host")(self.hello)
-
-    # -- both directions ---------------------------------------------------------------------
-
-    def hello(self, report: Any) -> dict[str, Any]:
-        """Another host's supervisor reports; the answer is our report."""
-        self._heard(report)
-        return self.ownReport()
+        expose("cluster.host")(self.ownReport)
 
     def ownReport(self) -> dict[str, Any]:
+        """What another host's supervisor asks of this one."""
         return {"host": self.me, "incarnation": self.incarnation, "workers": self.workers,
                 **self.report()}
 
@@ -90,16 +87,17 @@ class HostLink:
         def done(result: Any) -> None:
             remote.asking = False
             if not isinstance(result, Failure):
-                self._heard(result)
+                self._heard(result, remote)
 
         limit = max(1.0, min(self.timeout, 4 * self.interval))
-        self.rpc.callPeer(remote.peer, "cluster.host", (self.ownReport(),), {},
-                          limit).addBoth(done)
+        self.rpc.callPeer(remote.peer, "cluster.host", (), {}, limit).addBoth(done)
 
     # -- what we hear ------------------------------------------------------------------------
 
-    def _heard(self, report: Any) -> None:
+    def _heard(self, report: Any, asked: RemoteHost) -> None:
         remote, why = self._check(report)
+        if remote is not None and remote is not asked:
+            remote, why = None, f"host {asked.name} answered as {remote.name}"
         if remote is None:
             self.refused.record(why)
             return

@@ -161,8 +161,77 @@ def test_store_across_hosts_and_a_host_lost_and_back(run_cluster, tmp_path):
 
     b2 = run_cluster(None, None, config=str(tmp_path / "cluster.toml"), host="b",
                      bind=f"127.0.0.1:{b.port}", heartbeat_timeout=3)
-    b2.wait_ready()
-    a.wait_until(every_host_serving(2), 30, "host b back")
+    for h in (a, b2):
+        h.wait_until(every_host_serving(2), 30, "host b back")
     assert [ra.get(k) for k in theirs] == [None] * len(theirs)  # memory only: empty again
     assert ra.set(theirs[0], "again") and rb.get(theirs[0]) == b"again"
     assert [rb.get(k) for k in ours] == [f"v-{k}".encode() for k in ours]
+
+
+# -- the supervisors' reports, one supervisor alone ------------------------------------------
+
+class FakeRpc:
+    """Stands in for the supervisor's RpcNode: the test answers each ``cluster.host`` call
+    itself (the real link is exercised by the tests above)."""
+
+    def __init__(self):
+        from cluster.testing import Clock
+
+        self.reactor = Clock()
+        self.calls = []
+
+    def callPeer(self, peer, method, args, kwargs, timeout):
+        from cluster.defer import Deferred
+
+        d = Deferred()
+        self.calls.append((peer, method, d))
+        return d
+
+
+def test_host_reports_are_believed_only_from_the_host_asked(monkeypatch):
+    from cluster import hostlink
+    from cluster.hosts import Host
+
+    now = [100.0]
+    monkeypatch.setattr(hostlink.time, "monotonic", lambda: now[0])
+    changes = []
+    hosts = [Host("a", "127.0.0.1", 1, 2), Host("b", "127.0.0.1", 2, 2),
+             Host("c", "127.0.0.1", 3, 2)]
+    fake = FakeRpc()
+    link = hostlink.HostLink(fake, hosts, "a", 2, timeout=3.0, interval=0.5,
+                             report=lambda: {"serving": {}, "others": [], "rows": []},
+                             changed=lambda: changes.append(1))
+
+    def report(host, incarnation="i1", **over):
+        r = {"host": host, "incarnation": incarnation, "workers": 2,
+             "serving": {f"{host}/worker-0": [11, "tcp://127.0.0.1:5000"]}, "others": [],
+             "rows": [{"role": "worker", "node": f"{host}/worker-0", "state": "running"}]}
+        return {**r, **over}
+
+    def answer(name, value):
+        link.tick()
+        pending = [(p, d) for p, _, d in fake.calls if p.node == f"{name}/supervisor"
+                   and not d.called]
+        pending[-1][1].callback(value)
+
+    answer("b", report("c"))  # b answering as c: not believed, for either
+    answer("b", report("b", workers=3))  # disagrees with [[hosts]]
+    answer("b", report("b", serving={"b/worker-0": [11, "ipc:///x"]}))  # not tcp://
+    answer("b", report("b", serving={"c/worker-0": [11, "tcp://127.0.0.1:5000"]}))
+    answer("b", ["not", "a", "map"])
+    assert link.serving() == {} and changes == []
+    assert link.refused.total == 5
+
+    answer("b", report("b"))
+    assert link.serving() == {"b/worker-0": [11, "tcp://127.0.0.1:5000"]}
+    assert len(changes) == 1 and link.status()[0]["state"] == "up"
+    answer("b", report("b"))  # the same again: nothing to announce
+    assert len(changes) == 1
+
+    now[0] += 3.5  # silent past the timeout: lost, its workers leave the announcement
+    link.tick()
+    assert link.serving() == {} and len(changes) == 2
+    assert {h["name"]: h["state"] for h in link.status()} == {"b": "lost", "c": "unknown"}
+    answer("b", report("b", incarnation="i2"))  # restarted: serves again
+    assert link.serving() == {"b/worker-0": [11, "tcp://127.0.0.1:5000"]}
+    assert len(changes) == 3 and link.remotes["b"].incarnation == "i2"
