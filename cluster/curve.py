@@ -19,6 +19,7 @@ import zmq
 import zmq.auth
 import zmq.utils.z85
 
+from cluster.logs import Episodes
 from cluster.zmqsocket import ZmqSocket
 
 log = logging.getLogger("cluster")
@@ -91,12 +92,13 @@ class Keys:
 
 class Gatekeeper:
     """The ZAP handler of this process's ZeroMQ context: admits CURVE peers whose key is
-    a configured host's, refuses (and logs) the rest. It must be bound before any CURVE
-    server socket accepts a connection: without a handler libzmq admits every key."""
+    a configured host's, refuses (and logs, once per episode: anyone who can reach the
+    port can knock) the rest. It must be bound before any CURVE server socket accepts a
+    connection: without a handler libzmq admits every key."""
 
     def __init__(self, reactor: Any, context: zmq.Context, keys: Keys) -> None:
         self.keys = keys
-        self.refused = 0
+        self.refused = Episodes(log, "refused an RPC connection %s", reactor)
         sock = context.socket(zmq.ROUTER)
         sock.linger = 0
         sock.bind(ZAP_ENDPOINT)
@@ -112,11 +114,9 @@ class Gatekeeper:
         if key is not None and key in self.keys.known and domain == DOMAIN:
             reply = [b"200", b"OK", key]
         else:
-            self.refused += 1
             why = "an unknown CURVE key" if key is not None else f"mechanism {mechanism!r}"
-            log.warning("refused an RPC connection from %s: %s%s",
-                        address.decode(errors="replace"), why,
-                        f" ({key.decode()})" if key else "")
+            self.refused.record(f"from {address.decode(errors='replace')}: {why}"
+                                f"{f' ({key.decode()})' if key else ''}")
             reply = [b"400", b"not a host of this cluster", b""]
         self.sock.send([*envelope, version, rid, *reply, b""])
 

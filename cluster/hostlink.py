@@ -52,12 +52,13 @@ class RemoteHost:
 class HostLink:
     """This supervisor's side of the link with every other host."""
 
-    def __init__(self, rpc: RpcNode, hosts: list[Host], me: str, workers: int,
+    def __init__(self, rpc: RpcNode, hosts: list[Host], me: str, slots: int,
                  timeout: float, interval: float, report: Callable[[], dict[str, Any]],
                  changed: Callable[[], None]) -> None:
         self.rpc = rpc
         self.me = me
-        self.workers = workers
+        # the shard map's inputs, which every host must share: hosts in order, slots
+        self.map = [[h.name, h.workers] for h in hosts] + [slots]
         self.timeout = timeout
         self.interval = interval
         self.incarnation = uuid.uuid4().hex  # tells a restarted host from the old one
@@ -69,7 +70,7 @@ class HostLink:
 
     def ownReport(self) -> dict[str, Any]:
         """What another host's supervisor asks of this one."""
-        return {"host": self.me, "incarnation": self.incarnation, "workers": self.workers,
+        return {"host": self.me, "incarnation": self.incarnation, "map": self.map,
                 **self.report()}
 
     def tick(self) -> None:
@@ -125,9 +126,9 @@ class HostLink:
         remote = self.remotes.get(host) if isinstance(host, str) else None
         if remote is None:
             return None, f"from {report.get('host')!r}, not another host of [[hosts]]"
-        if report.get("workers") != remote.host.workers:
-            return None, (f"host {remote.name} runs {report.get('workers')!r} worker(s) but "
-                          f"[[hosts]] says {remote.host.workers}: the shard maps would differ")
+        if report.get("map") != self.map:
+            return None, (f"host {remote.name} has another shard map: its [[hosts]] (name, "
+                          f"workers) and slots are {report.get('map')!r}, ours {self.map!r}")
         try:
             entries = [(n, *where) for n, where in report["serving"].items()]
             entries += [tuple(entry) for entry in report["others"]]
@@ -138,6 +139,11 @@ class HostLink:
         if not good:
             return None, f"a malformed report from host {remote.name}"
         return remote, ""
+
+    def heardAll(self, now: float) -> None:
+        """Our own loop stood still: count the other hosts' silence from ``now``."""
+        for remote in self.remotes.values():
+            remote.lastHeard = max(remote.lastHeard, now)
 
     def _lose(self, remote: RemoteHost, now: float) -> None:
         log.warning("host %s lost: no answer for %.1fs; its slots have no owner until it "

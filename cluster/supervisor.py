@@ -120,6 +120,8 @@ class Supervisor:
         self.hostMap = HostMap([(h.name, h.workers) for h in config.hostList],
                                config.host) if config.hostList else None
         self.hostLink: HostLink | None = None
+        self._rowsMeasured: tuple[float, list] = (-1e9, [])  # for the other hosts
+        self._tickDue = time.monotonic()
         self.hostLabel = config.host or shortHostname()  # status's host field
         self.monitor: Monitor | None = None
         self._tick: Any = None
@@ -179,7 +181,7 @@ class Supervisor:
         except zmq.ZMQError as e:
             raise SystemExit(f"cannot listen for the other hosts on {me.address}:{me.port}: "
                              f"{e}") from e
-        self.hostLink = HostLink(node, cfg.hostList, cfg.host, cfg.workers,
+        self.hostLink = HostLink(node, cfg.hostList, cfg.host, cfg.slots,
                                  cfg.heartbeat_timeout, cfg.heartbeat_interval,
                                  self._hostReport, self._announcePeers)
         log.info("host %s: RPC for the other hosts on %s (%s)", cfg.host,
@@ -244,6 +246,7 @@ class Supervisor:
 
     def _scheduleTick(self) -> None:
         self._tick = self.reactor.callLater(self.config.heartbeat_interval, self.tick)
+        self._tickDue = time.monotonic() + self.config.heartbeat_interval
 
     # -- spawning --------------------------------------------------------------------------
 
@@ -336,6 +339,14 @@ class Supervisor:
         except SpawnFailed as e:
             node = self._nodeName(role, index)
             self._scheduleRestart(role, index, node, str(e), time.monotonic())
+
+    def _slotsOf(self, index: int) -> list[int]:
+        """The slots worker ``index`` of this host owns (in the map over every host)."""
+        if self.hostMap is None:
+            return slotsOf(index, self.config.workers, self.config.slots)
+        names = self.hostMap.names
+        return slotsOf(names.index(workerNode(self.hostName, index)), len(names),
+                       self.config.slots)
 
     def _nodeName(self, role: str, index: int | None) -> str:
         return "gateway" if role == "gateway" else workerNode(self.hostName, index)
@@ -438,14 +449,18 @@ class Supervisor:
 
     def _hostReport(self) -> dict[str, Any]:
         """What the other hosts hear of this one: its workers' tcp:// endpoints and its
-        processes (for their ``cluster status``)."""
+        processes (for their ``cluster status``; measured at most once per heartbeat
+        interval, however often we are asked)."""
         serving = [w for _, w in sorted(self.serving.items())]
         named = {id(c) for c in serving}
+        now = time.monotonic()
+        if now - self._rowsMeasured[0] >= self.config.heartbeat_interval:
+            self._rowsMeasured = (now, self._rows())
         return {"serving": {c.node: [c.pid, c.remoteEndpoint] for c in serving
                             if c.state == "running" and c.remoteEndpoint},
                 "others": [[c.node, c.pid, c.remoteEndpoint] for c in self.children
                            if c.role == "worker" and id(c) not in named and c.remoteEndpoint],
-                "rows": self._rows()}
+                "rows": self._rowsMeasured[1]}
 
     def _allUp(self) -> bool:
         return (self.gateway is not None and self.gateway.state == "running"
@@ -572,6 +587,14 @@ class Supervisor:
         """Kill children whose heartbeats stopped; escalate a stop past its deadline."""
         now = time.monotonic()
         limit = self.config.heartbeat_timeout
+        stalled = now - self._tickDue
+        if stalled > max(1.0, limit / 3):  # our own loop (or the whole host) stood still
+            log.warning("the supervisor's loop was %.1fs late: the silence of its children "
+                        "and of other hosts is counted from now", stalled)
+            for child in self.children:
+                child.lastBeat = max(child.lastBeat, now)
+            if self.hostLink is not None:
+                self.hostLink.heardAll(now)
         for child in list(self.children):
             if child.state == "starting":
                 late = now - child.started > limit + 30
@@ -765,7 +788,7 @@ class Supervisor:
             if self.state == "stopping":
                 raise OperationRefused("the cluster is stopping")
             if old is not None and old.state == "running" and old.rpcEndpoint:
-                slots = slotsOf(index, self.config.workers, self.config.slots)
+                slots = self._slotsOf(index)
                 try:
                     yield self._move(old, [(new, slots)], retiring=True)
                 except MoveFailed:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import time
 
 import psutil
 import pytest
@@ -198,12 +199,12 @@ def test_host_reports_are_believed_only_from_the_host_asked(monkeypatch):
     hosts = [Host("a", "127.0.0.1", 1, 2), Host("b", "127.0.0.1", 2, 2),
              Host("c", "127.0.0.1", 3, 2)]
     fake = FakeRpc()
-    link = hostlink.HostLink(fake, hosts, "a", 2, timeout=3.0, interval=0.5,
+    link = hostlink.HostLink(fake, hosts, "a", 16384, timeout=3.0, interval=0.5,
                              report=lambda: {"serving": {}, "others": [], "rows": []},
                              changed=lambda: changes.append(1))
 
     def report(host, incarnation="i1", **over):
-        r = {"host": host, "incarnation": incarnation, "workers": 2,
+        r = {"host": host, "incarnation": incarnation, "map": link.map,
              "serving": {f"{host}/worker-0": [11, "tcp://127.0.0.1:5000"]}, "others": [],
              "rows": [{"role": "worker", "node": f"{host}/worker-0", "state": "running"}]}
         return {**r, **over}
@@ -215,12 +216,13 @@ def test_host_reports_are_believed_only_from_the_host_asked(monkeypatch):
         pending[-1][1].callback(value)
 
     answer("b", report("c"))  # b answering as c: not believed, for either
-    answer("b", report("b", workers=3))  # disagrees with [[hosts]]
+    answer("b", report("b", map=[["a", 2], ["c", 2], ["b", 2], 16384]))  # another order
+    answer("b", report("b", map=[["a", 2], ["b", 3], ["c", 2], 16384]))  # other workers
     answer("b", report("b", serving={"b/worker-0": [11, "ipc:///x"]}))  # not tcp://
     answer("b", report("b", serving={"c/worker-0": [11, "tcp://127.0.0.1:5000"]}))
     answer("b", ["not", "a", "map"])
     assert link.serving() == {} and changes == []
-    assert link.refused.total == 5
+    assert link.refused.total == 6
 
     answer("b", report("b"))
     assert link.serving() == {"b/worker-0": [11, "tcp://127.0.0.1:5000"]}
@@ -235,3 +237,56 @@ def test_host_reports_are_believed_only_from_the_host_asked(monkeypatch):
     answer("b", report("b", incarnation="i2"))  # restarted: serves again
     assert link.serving() == {"b/worker-0": [11, "tcp://127.0.0.1:5000"]}
     assert len(changes) == 3 and link.remotes["b"].incarnation == "i2"
+    now[0] += 10  # our own loop stood still: the others' silence counts from now
+    link.heardAll(now[0])
+    link.tick()
+    assert link.status()[0]["state"] == "up" and len(changes) == 3
+
+
+def test_a_rolling_reload_of_one_host_moves_its_own_slots(run_cluster, tmp_path):
+    a, b = start_hosts(run_cluster, tmp_path)
+    ra = redis.Redis(port=a.port, socket_timeout=10)
+    keys = [f"r{i}" for i in range(200)]
+    assert {owner(k) for k in keys} == {"a/worker-0", "a/worker-1", "b/worker-0",
+                                        "b/worker-1"}
+    for k in keys:
+        ra.set(k, k)
+    old = b.pids()
+    b.reload()
+    assert set(b.pids().values()).isdisjoint(old.values())
+    for h in (a, b):
+        h.wait_until(every_host_serving(2), 30, "the reloaded host serving")
+    assert [ra.get(k) for k in keys] == [k.encode() for k in keys]
+
+
+def test_hosts_with_another_map_do_not_join(run_cluster, tmp_path):
+    base = free_ports(2)
+    entries = {name: ["[[hosts]]", f'name = "{name}"', f'rpc = "127.0.0.1:{base + i}"']
+               for i, name in enumerate("ab")}
+    for name, order in (("a", "ab"), ("b", "ba")):  # b lists the hosts in another order
+        (tmp_path / f"{name}.toml").write_text(
+            "\n".join(["workers = 2", *(line for h in order for line in entries[h])]) + "\n")
+    a, b = (run_cluster(None, None, config=str(tmp_path / f"{n}.toml"), host=n) for n in "ab")
+    for h in (a, b):
+        h.wait_until(lambda st, h=h: "another shard map" in h.logs(), 15, "the refusal")
+        assert h.status()["hosts"][0]["state"] == "unknown"
+    key = next(f"o{i}" for i in range(100) if owner(f"o{i}").startswith("b/"))
+    with pytest.raises(redis.exceptions.ClusterDownError):
+        redis.Redis(port=a.port, socket_timeout=10).set(key, "x")
+
+
+def test_a_host_paused_past_the_timeout_keeps_its_processes(run_cluster, tmp_path):
+    a, b = start_hosts(run_cluster, tmp_path, heartbeat_timeout=3)
+    procs = [psutil.Process(p["pid"]) for p in b.status()["processes"]]
+    for p in procs:
+        p.suspend()
+    try:
+        a.wait_until(lambda st: st["hosts"][0]["state"] == "lost", 15, "host b lost")
+        time.sleep(1.5)  # b's own clocks now say its children were silent past 3 s
+    finally:
+        for p in procs:
+            p.resume()
+    for h in (a, b):
+        h.wait_until(every_host_serving(2), 30, "host b back")
+    assert {p["pid"] for p in b.status()["processes"]} == {p.pid for p in procs}
+    assert "late: the silence of its children" in b.logs()
