@@ -19,20 +19,25 @@ import subprocess
 import sys
 import tempfile
 from collections import defaultdict
+from collections.abc import Sequence
 
 from bench.common import ROOT, machine, median, versions
 from bench.common import cpu_seconds as cpu_of
 
 
-def run_once(impl: str, mode: str, calls: int) -> dict:
+def run_once(impl: str, mode: str, calls: int, serve: Sequence[str] = (),
+             server_prefix: Sequence[str] = (), driver_prefix: Sequence[str] = ()) -> dict:
+    """One run of ``bench.rpc_peer`` (``serve``: its ADDRESS and KEYS; the prefixes: the
+    commands the two sides run under, such as ``ip netns exec``)."""
     with tempfile.TemporaryDirectory(prefix="bench-rpc-") as directory:
-        server = subprocess.Popen([sys.executable, "-m", "bench.rpc_peer", "serve", impl,
-                                   directory], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        server = subprocess.Popen([*server_prefix, sys.executable, "-m", "bench.rpc_peer",
+                                   "serve", impl, directory, *serve],
+                                  cwd=ROOT, stdout=subprocess.PIPE, text=True)
         try:
             assert server.stdout.readline().strip() == "ready"
             driver = subprocess.Popen(
-                [sys.executable, "-m", "bench.rpc_peer", "drive", impl, directory,
-                 str(server.pid), mode, str(calls)],
+                [*driver_prefix, sys.executable, "-m", "bench.rpc_peer", "drive", impl,
+                 directory, str(server.pid), mode, str(calls)],
                 cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             assert driver.stdout.readline().strip() == "warm"
             before = cpu_of([server.pid])

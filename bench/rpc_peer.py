@@ -1,7 +1,11 @@
 """One side of the RPC benchmark: this project's ``callRemote`` or raw pyzmq.
 
-    python -m bench.rpc_peer serve ours|raw DIR
+    python -m bench.rpc_peer serve ours|raw DIR [ADDRESS [KEYS]]
     python -m bench.rpc_peer drive ours|raw DIR SERVER_PID latency|pipelined CALLS
+
+Over ipc:// in DIR, or with ADDRESS over tcp:// on that address (the two sides as two
+hosts, ``a`` calling ``b``), with CurveZMQ when KEYS (a directory of both hosts'
+certificates) is given. The server writes its endpoint (and KEYS) into DIR.
 
 The server prints ``ready``. The driver connects, warms up, prints ``warm``, waits for a
 line on stdin (the orchestrator reads the server's CPU meanwhile), runs, and prints one
@@ -33,8 +37,21 @@ def cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def endpoint(directory: str) -> str:
-    return f"ipc://{directory}/raw.ipc"
+def published(directory: str, endpoint: str, keys: str | None) -> None:
+    with open(os.path.join(directory, "server.json"), "w") as f:
+        json.dump({"endpoint": endpoint, "keys": keys}, f)
+
+
+def server_info(directory: str) -> tuple[str, str | None]:
+    with open(os.path.join(directory, "server.json")) as f:
+        info = json.load(f)
+    return info["endpoint"], info["keys"]
+
+
+def host_keys(keys: str | None, me: str):
+    from cluster.curve import Keys
+
+    return Keys.load(keys, me, ["a", "b"]) if keys else None
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -55,9 +72,14 @@ def handshake() -> None:
 
 # -- raw pyzmq ---------------------------------------------------------------------------------
 
-def serve_raw(directory: str) -> None:
+def serve_raw(directory: str, address: str | None, keys: str | None) -> None:
+    from cluster.hosts import tcpEndpoint
+
     sock = zmq.Context().socket(zmq.ROUTER)
-    sock.bind(endpoint(directory))
+    if keys:
+        host_keys(keys, "b").serve(sock)  # (no ZAP handler: libzmq admits any client key)
+    sock.bind(tcpEndpoint(address, "*") if address else f"ipc://{directory}/raw.ipc")
+    published(directory, sock.last_endpoint.decode(), keys)
     print("ready", flush=True)
     while True:
         identity, payload = sock.recv_multipart()
@@ -66,8 +88,11 @@ def serve_raw(directory: str) -> None:
 
 
 def drive_raw(directory: str, mode: str, calls: int) -> None:
+    endpoint, keys = server_info(directory)
     sock = zmq.Context().socket(zmq.DEALER)
-    sock.connect(endpoint(directory))
+    if keys:
+        host_keys(keys, "a").dial(sock, "b")
+    sock.connect(endpoint)
 
     def call(cid: int) -> None:
         sock.send(msgpack.packb([cid, "bench.echo", [PAYLOAD]]))
@@ -101,28 +126,39 @@ def drive_raw(directory: str, mode: str, calls: int) -> None:
 
 # -- this project ------------------------------------------------------------------------------
 
-def node(name: str, directory: str):
+def node(host: str, directory: str, hosts: bool, address: str | None = None,
+         keys: str | None = None):
+    """worker-0 of host ``host`` (a calls b) when ``hosts``, taking calls on ``address``
+    if given; else worker-0 (a) or worker-1 (b) of one host, over ipc:// only."""
     from cluster import rpc
+    from cluster.hosts import HostMap, tcpEndpoint
     from cluster.reactor import reactor
 
-    return rpc.RpcNode(reactor, name, directory, workers=2).start(), reactor
+    if not hosts:
+        name = "worker-1" if host == "b" else "worker-0"
+        return rpc.RpcNode(reactor, name, directory, workers=2).start(), reactor
+    remote = tcpEndpoint(address, "*") if address else None
+    return rpc.RpcNode(reactor, f"{host}/worker-0", directory, 1,
+                       hostMap=HostMap([("a", 1), ("b", 1)], host),
+                       keys=host_keys(keys, host), remote=remote).start(), reactor
 
 
-def serve_ours(directory: str) -> None:
+def serve_ours(directory: str, address: str | None, keys: str | None) -> None:
     from cluster import rpc
 
     rpc.expose("bench.echo")(lambda value: value)
-    me, reactor = node("worker-1", directory)
-    with open(os.path.join(directory, "server.endpoint"), "w") as f:
-        f.write(me.endpoint)
+    me, reactor = node("b", directory, address is not None, address, keys)
+    published(directory, me.remoteEndpoint or me.endpoint, keys)
     reactor.callWhenRunning(print, "ready", flush=True)
     reactor.run()
 
 
 def drive_ours(directory: str, serverPid: int, mode: str, calls: int) -> None:
-    me, reactor = node("worker-0", directory)
-    with open(os.path.join(directory, "server.endpoint")) as f:
-        me.setPeers({"worker-1": [serverPid, f.read()]})
+    endpoint, keys = server_info(directory)
+    remote = endpoint.startswith("tcp://")
+    me, reactor = node("a", directory, remote, keys=keys)
+    server = "b/worker-0" if remote else "worker-1"
+    me.setPeers({server: [serverPid, endpoint]})
     latencies: list[float] = []
     state = {"sent": 0, "done": 0}
     clock = time.perf_counter
@@ -130,7 +166,7 @@ def drive_ours(directory: str, serverPid: int, mode: str, calls: int) -> None:
     def one(measure: bool) -> None:
         t = clock()
         state["sent"] += 1
-        d = me.callRemote("worker-1", "bench.echo", (PAYLOAD,), {})
+        d = me.callRemote(server, "bench.echo", (PAYLOAD,), {})
         d.addCallbacks(replied, failed, callbackArgs=(t, measure))
 
     def failed(failure):
@@ -166,7 +202,8 @@ def drive_ours(directory: str, serverPid: int, mode: str, calls: int) -> None:
 def main() -> None:
     role, impl, directory = sys.argv[1:4]
     if role == "serve":
-        (serve_ours if impl == "ours" else serve_raw)(directory)
+        address, keys = (sys.argv[4:] + [None, None])[:2]
+        (serve_ours if impl == "ours" else serve_raw)(directory, address, keys)
     elif impl == "ours":
         drive_ours(directory, int(sys.argv[4]), sys.argv[5], int(sys.argv[6]))
     else:
