@@ -27,6 +27,7 @@ from cluster.channel import Channel
 from cluster.child import stopReactor
 from cluster.defer import Deferred
 from cluster.error import CONNECTION_DONE, ConnectionLost
+from cluster.hosts import HostMap
 from cluster.logs import Episodes
 from cluster.ports import Port
 from cluster.task import LoopingCall
@@ -159,7 +160,7 @@ class Gateway:
         self.family = listening.family
         self._familyNumber = int(listening.family)
         self.workers = spec["workers"]
-        self.policy = policy(spec["route"], spec["slots"])
+        self.policy = policy(spec["route"], spec["slots"], HostMap.fromSpec(spec.get("hostmap")))
         self.keyed = spec["route"] == "key"
         self.stallAfter = max(4 * spec["heartbeat_interval"], 1.0)
         self.slots: dict[int, Slot] = {}

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from operator import attrgetter
 from typing import Any
 
+from cluster.hosts import HostMap
 from cluster.shards import ownerOf
 
 
@@ -86,20 +87,25 @@ class SourceHash:
 
 
 class KeyOwner:
-    def __init__(self, slotsCount: int) -> None:
+    def __init__(self, slotsCount: int, hostMap: HostMap | None = None) -> None:
         self.slotsCount = slotsCount
+        self.hostMap = hostMap  # several hosts: the map is over all their workers
 
     def order(self, slots: list[Slot], peer: Any, key: Any, workers: int) -> list[Slot]:
-        owner = ownerOf(key, workers, self.slotsCount)
+        owner: int | None = ownerOf(key, workers, self.slotsCount)
+        if self.hostMap is not None:  # this host's worker owning it, if one does
+            names = self.hostMap.names
+            host, _, local = names[ownerOf(key, len(names), self.slotsCount)].partition("/")
+            owner = int(local.rpartition("-")[2]) if host == self.hostMap.me else None
         first = [s for s in slots if s.index == owner]
         return first + [s for s in slots if s.index != owner]
 
 
-def policy(name: str, slotsCount: int) -> Any:
+def policy(name: str, slotsCount: int, hostMap: HostMap | None = None) -> Any:
     factories: dict[str, Callable[[], Any]] = {
         "round-robin": RoundRobin,
         "least-connections": LeastConnections,
         "source-hash": SourceHash,
-        "key": lambda: KeyOwner(slotsCount),
+        "key": lambda: KeyOwner(slotsCount, hostMap),
     }
     return factories[name]()

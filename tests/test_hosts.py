@@ -290,3 +290,21 @@ def test_a_host_paused_past_the_timeout_keeps_its_processes(run_cluster, tmp_pat
         h.wait_until(every_host_serving(2), 30, "host b back")
     assert {p["pid"] for p in b.status()["processes"]} == {p.pid for p in procs}
     assert "late: the silence of its children" in b.logs()
+
+
+def test_key_routing_prefers_this_hosts_owner_of_the_key():
+    from types import SimpleNamespace
+
+    from gateway.routing import policy
+
+    hosts = HostMap([("a", 2), ("b", 2)], "b")
+    slots = [SimpleNamespace(index=i) for i in range(2)]
+    keyed = policy("key", 16384, hosts)
+    for i in range(50):
+        key = f"user:{i}"
+        first = keyed.order(slots, None, key, 2)[0].index
+        node = owner(key)
+        if node.startswith("b/"):  # b's own worker gets the key's connections
+            assert first == int(node[-1])
+        else:  # another host owns it: any of b's workers (it calls the owner)
+            assert first == 0
