@@ -6,12 +6,14 @@ the hosts exchange. Needs root (``ip netns``); skipped with the reason otherwise
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
 import time
 import uuid
 
+import psutil
 import pytest
 
 from cluster import curve
@@ -45,21 +47,26 @@ def keys(netns, tmp_path_factory):
     return keys
 
 
-@pytest.fixture(scope="module")
-def two_hosts(netns, keys, run_cluster_module, tmp_path_factory):
-    """Host a and host b, each its own ``cluster run`` in its own namespace."""
-    tmp = tmp_path_factory.mktemp("hosts")
+def start_pair(netns, keys, run_cluster, directory, target=None, ports=0, **options):
+    """Host a and host b, each its own ``cluster run`` in its own namespace (on the
+    usual ports + ``ports``)."""
     lines = ["workers = 2", f'curve-keys = "{keys}"']
     for name, ns in netns.items():
-        lines += ["[[hosts]]", f'name = "{name}"', f'rpc = "{ns.address}:{RPC_PORT}"']
-    path = tmp / "cluster.toml"
+        lines += ["[[hosts]]", f'name = "{name}"', f'rpc = "{ns.address}:{RPC_PORT + ports}"']
+    path = directory / "cluster.toml"
     path.write_text("\n".join(lines) + "\n")
-    hosts = {name: run_cluster_module(None, None, prefix=ns.prefix, config=str(path),
-                                      host=name, bind=f"{ns.address}:{REDIS_PORT}")
+    hosts = {name: run_cluster(target, None, prefix=ns.prefix, config=str(path), host=name,
+                               bind=f"{ns.address}:{REDIS_PORT + ports}", **options)
              for name, ns in netns.items()}
     for h in hosts.values():
         h.wait_until(every_host_serving(2), 40, "both hosts up")
     return hosts
+
+
+@pytest.fixture(scope="module")
+def two_hosts(netns, keys, run_cluster_module, tmp_path_factory):
+    """The default store on hosts a and b."""
+    return start_pair(netns, keys, run_cluster_module, tmp_path_factory.mktemp("hosts"))
 
 
 def in_ns(netns, name: str, *argv: str, timeout: float = 30) -> str:
@@ -163,3 +170,56 @@ def test_a_peer_without_a_hosts_key_is_refused(netns, keys, two_hosts, how):
                  if "refused an RPC connection" in line and "more like it" not in line]
         assert len(lines) == before + 1
     assert all(o["state"] == "up" for o in a.status()["hosts"])  # the real b still is
+
+
+ASK = textwrap.dedent("""
+    import json, socket, sys
+    f = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=30).makefile("rwb")
+    for line in sys.argv[3:]:
+        f.write(line.encode() + b"\\n")
+        f.flush()
+        print(f.readline().decode().rstrip("\\n"), flush=True)
+""")
+
+
+def ask_in(netns, name: str, host, *lines: str) -> list:
+    """Send ``tests.rpcapps`` command lines to ``host``'s gateway from namespace ``name``;
+    its replies as ("ok", value) or ("err", text)."""
+    out = in_ns(netns, name, sys.executable, "-c", ASK, host.host, str(host.port), *lines)
+    replies = []
+    for line in out.splitlines():
+        kind, _, rest = line.partition(" ")
+        replies.append((kind, json.loads(rest)) if kind == "ok" else (kind, rest))
+    return replies
+
+
+def test_rpc_across_hosts_and_a_host_killed_and_back(netns, keys, run_cluster, tmp_path):
+    hosts = start_pair(netns, keys, run_cluster, tmp_path, "tests.rpcapps:factory", ports=1,
+                       heartbeat_timeout=3)
+    a, b = hosts["a"], hosts["b"]
+    pids = {**a.pids(), **b.pids()}
+    words = [f"k{i}" for i in range(16)]
+    theirs = [k for k in words if owner(k).startswith("b/")]
+    ours = [k for k in words if owner(k).startswith("a/")]
+    replies = ask_in(netns, "a", a, "bcast", *(f"shard {k}" for k in words))
+    assert replies[0] == ("ok", {node: [node, pid] for node, pid in pids.items()})
+    assert replies[1:] == [("ok", [owner(k), pids[owner(k)]]) for k in words]
+
+    procs = [psutil.Process(p["pid"]) for p in b.status()["processes"]]
+    for p in procs:  # host b's whole process tree, at once
+        p.kill()
+    psutil.wait_procs(procs, timeout=10)
+    a.wait_until(lambda st: st["hosts"][0]["state"] == "lost", 15, "host b lost")
+    replies = ask_in(netns, "a", a, *(f"shard {k}" for k in theirs + ours))
+    assert all(kind == "err" and text.startswith("NodeLost")
+               for kind, text in replies[:len(theirs)]), replies
+    assert replies[len(theirs):] == [("ok", [owner(k), pids[owner(k)]]) for k in ours]
+
+    b2 = run_cluster("tests.rpcapps:factory", None, prefix=netns["b"].prefix,
+                     config=b.options["config"], host="b", bind=f"{b.host}:{b.port}",
+                     heartbeat_timeout=3)
+    for h in (a, b2):
+        h.wait_until(every_host_serving(2), 40, "host b back")
+    back = b2.pids()
+    assert ask_in(netns, "a", a, *(f"shard {k}" for k in theirs)) == [
+        ("ok", [owner(k), back[owner(k)]]) for k in theirs]
