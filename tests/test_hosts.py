@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import signal
 import stat
+import subprocess
+import sys
 import time
 
 import psutil
@@ -308,3 +310,22 @@ def test_key_routing_prefers_this_hosts_owner_of_the_key():
             assert first == int(node[-1])
         else:  # another host owns it: any of b's workers (it calls the owner)
             assert first == 0
+
+
+def test_status_ready_is_about_this_host_only(run_cluster, tmp_path):
+    a, b = start_hosts(run_cluster, tmp_path, heartbeat_timeout=3)
+
+    def ready(h):
+        return subprocess.run([sys.executable, "-m", "cluster", "status", "--ready",
+                               "--name", h.name], capture_output=True, timeout=30).returncode
+
+    assert ready(a) == 0 and ready(b) == 0
+    kill_host(b)
+    a.wait_until(lambda st: st["hosts"][0]["state"] == "lost", 15, "host b lost")
+    assert ready(a) == 0  # another host's loss does not make this one unready
+    st = a.status()
+    assert cli.isReady(st)
+    st["processes"][-1]["state"] = "down"  # a worker of this host down: not ready
+    assert not cli.isReady(st)
+    st["processes"] = [p for p in st["processes"] if p["role"] != "gateway"]
+    assert not cli.isReady(st)
