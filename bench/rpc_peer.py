@@ -140,7 +140,7 @@ def node(host: str, directory: str, hosts: bool, address: str | None = None,
     remote = tcpEndpoint(address, "*") if address else None
     return rpc.RpcNode(reactor, f"{host}/worker-0", directory, 1,
                        hostMap=HostMap([("a", 1), ("b", 1)], host),
-                       keys=host_keys(keys, host), remote=remote).start(), reactor
+                       keys=host_keys(keys, host), remoteAt=remote).start(), reactor
 
 
 def serve_ours(directory: str, address: str | None, keys: str | None) -> None:

@@ -76,6 +76,9 @@ class Config:
         self.hostList: list[hostsmod.Host] = []  # the other hosts and this one, in order
         if self.hosts is not None:
             self._checkHosts(explicit)
+        elif self.curve_keys is not None or self.host is not None:
+            raise ValueError("host and curve-keys name this host among [[hosts]]: list the "
+                             "cluster's hosts in the config file")
         self.validate()
 
     def _checkHosts(self, explicitWorkers: bool) -> None:
@@ -86,6 +89,9 @@ class Config:
         if self.host not in names:
             raise ValueError(f"this host ({self.host!r}) is not among [[hosts]] "
                              f"({', '.join(names)}): name it with --host NAME")
+        me = next(h for h in hosts if h.name == self.host)
+        if me.workers:
+            self.workers = me.workers
         if len(hosts) > 1:
             if not explicitWorkers and any(h.workers == 0 for h in hosts):
                 raise ValueError("with several [[hosts]], set workers (top-level or per "
@@ -95,7 +101,6 @@ class Config:
                                  "with several [[hosts]] leave it off (clients use the "
                                  "gateways' ports)")
             self.worker_ports = 0
-            self.workers = next(h.workers for h in hosts if h.name == self.host)
             self.hostList = hosts
         if self.curve_keys is not None:
             from cluster import curve

@@ -19,6 +19,7 @@ import zmq
 import zmq.auth
 import zmq.utils.z85
 
+from cluster.hosts import NAME
 from cluster.logs import Episodes
 from cluster.zmqsocket import ZmqSocket
 
@@ -30,14 +31,21 @@ DOMAIN = b"cluster"
 
 def generate(directory: str, host: str) -> tuple[str, str]:
     """Write ``host``'s new certificate pair into ``directory`` (made 0700 if new);
-    the secret file is 0600. Refuses to overwrite an existing pair."""
+    the secret file is 0600 from the start. Refuses to overwrite an existing pair."""
+    if not NAME.fullmatch(host):
+        raise ValueError(f"a host's name is 1-63 letters, digits, '.', '_' or '-', not "
+                         f"{host!r}")
     os.makedirs(directory, mode=0o700, exist_ok=True)
     base = os.path.join(directory, host)
     for path in (base + ".key", base + ".key_secret"):
         if os.path.exists(path):
             raise ValueError(f"{path} exists: remove it first to make a new pair")
-    public, secret = zmq.auth.create_certificates(directory, host)
-    os.chmod(secret, 0o600)
+    mask = os.umask(0o077)
+    try:
+        public, secret = zmq.auth.create_certificates(directory, host)
+    finally:
+        os.umask(mask)
+    os.chmod(public, 0o644)  # (public: for every host)
     return public, secret
 
 

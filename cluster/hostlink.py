@@ -150,6 +150,9 @@ class HostLink:
                     "returns", remote.name, now - remote.lastHeard)
         remote.state = "lost"
         remote.serving, remote.others = {}, []
+        if remote.peer.dealer is not None:  # dial again: it may be back at a new address
+            remote.peer.dealer.close()
+            remote.peer.dealer = None
         for row in remote.rows:
             row["state"] = "lost"
         self.changed()

@@ -16,7 +16,7 @@ import socket
 from dataclasses import dataclass
 from typing import Any
 
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 _KEYS = {"name", "rpc", "workers"}
 SEPARATOR = "/"
 
@@ -47,13 +47,16 @@ def parse(entries: Any, workers: int) -> list[Host]:
             raise ValueError(f"hosts[{i}]: unknown key(s) {', '.join(sorted(unknown))} "
                              f"(known: name, rpc, workers)")
         name, rpc = entry.get("name"), entry.get("rpc")
-        if not isinstance(name, str) or not _NAME.fullmatch(name):
+        if not isinstance(name, str) or not NAME.fullmatch(name):
             raise ValueError(f"hosts[{i}]: name must be 1-63 letters, digits, '.', '_' or "
                              f"'-', not {name!r}")
         address, sep, port = str(rpc).rpartition(":")
         if not isinstance(rpc, str) or not sep or not port.isdigit() or not (
                 0 < int(port) < 65536) or not address.strip("[]"):
             raise ValueError(f"hosts[{i}] ({name}): rpc must be ADDRESS:PORT, not {rpc!r}")
+        if address.strip("[]") in ("0.0.0.0", "::", "*"):
+            raise ValueError(f"hosts[{i}] ({name}): rpc must be an address the other hosts "
+                             f"can dial, not {address}")
         count = entry.get("workers", workers)  # 0: not set anywhere
         if "workers" in entry and (type(count) is not int or count < 1):
             raise ValueError(f"hosts[{i}] ({name}): workers must be a positive integer")
@@ -102,6 +105,7 @@ class HostMap:
         self.names = [node for name, n in hosts for node in workerNodes(name, n)]
 
     def toSpec(self) -> dict[str, Any]:
+        """As the supervisor passes it to its children (JSON)."""
         return {"hosts": [list(h) for h in self.hosts], "me": self.me}
 
     @classmethod
@@ -109,9 +113,6 @@ class HostMap:
         if not spec:
             return None
         return cls([(str(name), int(n)) for name, n in spec["hosts"]], str(spec["me"]))
-
-    def localWorkers(self) -> int:
-        return dict(self.hosts)[self.me]
 
 
 def workerNode(host: str | None, index: int) -> str:
@@ -127,3 +128,13 @@ def hostOf(node: str) -> str | None:
     """The host part of a node's name (None: a node of this host in a one-host cluster)."""
     host, sep, _ = node.rpartition(SEPARATOR)
     return host if sep else None
+
+
+def localName(node: str) -> str:
+    """A node's name within its host (``worker-N``, ``gateway``)."""
+    return node.rpartition(SEPARATOR)[2]
+
+
+def workerIndex(node: str) -> int:
+    """N of a worker node's name (``worker-N`` or ``HOST/worker-N``)."""
+    return int(node.rpartition("-")[2])

@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from cluster.hosts import HostMap, workerNodes
+from cluster.hosts import HostMap, localName, workerNodes
 from cluster.shards import keyBytes, keySlot, ownerOfSlot
 
 log = logging.getLogger("cluster")
@@ -137,7 +137,7 @@ class Membership:
         """Every live worker process known here: those serving a node, those replaced
         and finishing, and successors still loading their shards."""
         return [p for p in self.incarnations.values()
-                if p.node.rpartition("/")[2].startswith("worker-") and not p.lost]
+                if localName(p.node).startswith("worker-") and not p.lost]
 
     def _rebuildRoutes(self) -> None:
         names, slots = self.nodes(), self.slots

@@ -50,7 +50,7 @@ from cluster.curve import Gatekeeper, Keys
 from cluster.defer import Deferred, ensureDeferred, fail, gatherFirst
 from cluster.error import TimeoutError
 from cluster.failure import Failure
-from cluster.hosts import HostMap, hostOf, tcpEndpoint
+from cluster.hosts import HostMap, hostOf, localName, tcpEndpoint
 from cluster.logs import Episodes
 from cluster.membership import FROZEN, HERE, Membership
 from cluster.membership import Peer as _Peer
@@ -65,7 +65,7 @@ from cluster.rpcwire import (
     segments,
 )
 from cluster.shards import DEFAULT_SLOTS
-from cluster.zmqsocket import ZmqSocket, configure
+from cluster.zmqsocket import ZmqSocket, configure, remote
 
 log = logging.getLogger("cluster")
 
@@ -182,28 +182,28 @@ class RpcNode(Membership):
     def __init__(self, reactor: Any, node: str, directory: str, workers: int,
                  slots: int = DEFAULT_SLOTS, timeout: float = DEFAULT_TIMEOUT,
                  successor: bool = False, hostMap: HostMap | None = None,
-                 keys: Keys | None = None, remote: str | None = None) -> None:
-        """``remote``: also take calls from other hosts on this tcp:// endpoint
+                 keys: Keys | None = None, remoteAt: str | None = None) -> None:
+        """``remoteAt``: also take calls from other hosts on this tcp:// endpoint
         (``tcp://ADDRESS:*`` for a port of the system's choosing), with ``keys`` (if any)
         as a CurveZMQ server."""
         self.reactor = reactor
         self.timeout = timeout
         self.context = zmq.Context.instance()
-        local = node.rpartition("/")[2]  # the run directory is this host's own
-        self.path = os.path.join(directory, f"rpc-{local}-{os.getpid()}.ipc")
+        # (the run directory is this host's own)
+        self.path = os.path.join(directory, f"rpc-{localName(node)}-{os.getpid()}.ipc")
         self.endpoint = "ipc://" + self.path
         sock = configure(self.context.socket(zmq.ROUTER))
         sock.bind(self.endpoint)
         self.router = ZmqSocket(reactor, sock, self._fromCaller)
         self.keys = keys
-        self.gatekeeper = Gatekeeper(reactor, self.context, keys) if keys and remote else None
+        self.gatekeeper = Gatekeeper(reactor, self.context, keys) if keys and remoteAt else None
         self.remoteRouter: ZmqSocket | None = None
         self.remoteEndpoint: str | None = None  # where other hosts reach this process
-        if remote is not None:
-            sock = configure(self.context.socket(zmq.ROUTER))
+        if remoteAt is not None:
+            sock = remote(configure(self.context.socket(zmq.ROUTER)), remoteAt)
             if keys is not None:
                 keys.serve(sock)
-            sock.bind(remote)
+            sock.bind(remoteAt)
             self.remoteEndpoint = sock.last_endpoint.decode()
             self.remoteRouter = ZmqSocket(
                 reactor, sock, lambda frames: self._fromCaller(frames, self.remoteRouter))
@@ -497,9 +497,16 @@ class RpcNode(Membership):
 
     def _dial(self, peer: _Peer) -> ZmqSocket:
         sock = configure(self.context.socket(zmq.DEALER))
-        if self.keys is not None and peer.endpoint.startswith("tcp://"):
-            self.keys.dial(sock, hostOf(peer.node) or "")
-        sock.connect(peer.endpoint)
+        try:
+            if peer.endpoint.startswith("tcp://"):
+                remote(sock, peer.endpoint)
+                if self.keys is not None:
+                    self.keys.dial(sock, hostOf(peer.node) or "")
+            sock.connect(peer.endpoint)
+        except (KeyError, zmq.ZMQError) as e:
+            sock.close(linger=0)
+            raise zmq.ZMQError(msg=f"cannot dial {peer.node} at {peer.endpoint}: "
+                               f"{e!r}") from e
         return ZmqSocket(self.reactor, sock, lambda frames: self._fromCallee(peer, frames)).start()
 
     # -- receiving -----------------------------------------------------------------------
@@ -750,10 +757,10 @@ def startNode(reactor: Any, spec: dict[str, Any]) -> RpcNode:
     keys = None
     if hostMap is not None and spec.get("curve_keys"):
         keys = Keys.load(spec["curve_keys"], hostMap.me, [h for h, _ in hostMap.hosts])
-    remote = spec.get("rpc_remote")  # the address other hosts reach this host's workers at
+    address = spec.get("rpc_remote")  # where other hosts reach this host's workers
     node = RpcNode(reactor, spec["node"], spec["rundir"], spec["workers"], spec["slots"],
                    spec.get("rpc_timeout", DEFAULT_TIMEOUT), bool(spec.get("successor")),
-                   hostMap, keys, tcpEndpoint(remote, "*") if remote else None).start()
+                   hostMap, keys, tcpEndpoint(address, "*") if address else None).start()
     install(node)
     reactor.addSystemEventTrigger("after", "shutdown", node.close)
     return node
@@ -767,7 +774,8 @@ def _current() -> RpcNode:
 
 
 def nodeName() -> str:
-    """This process's node: ``"worker-0"`` … ``"worker-N-1"``, or ``"gateway"``."""
+    """This process's node: ``"worker-0"`` … ``"worker-N-1"`` (``"HOST/worker-N"`` when
+    the cluster spans several hosts), or ``"gateway"``."""
     return _current().node
 
 

@@ -120,6 +120,7 @@ class Supervisor:
         self.hostMap = HostMap([(h.name, h.workers) for h in config.hostList],
                                config.host) if config.hostList else None
         self.hostLink: HostLink | None = None
+        self.rpcAddress: str | None = None  # the IP address our RPC binds (several hosts)
         self._rowsMeasured: tuple[float, list] = (-1e9, [])  # for the other hosts
         self._tickDue = time.monotonic()
         self.hostLabel = config.host or shortHostname()  # status's host field
@@ -177,7 +178,7 @@ class Supervisor:
         try:
             node = RpcNode(self.reactor, "supervisor", self.rundir, cfg.workers, cfg.slots,
                            cfg.heartbeat_timeout, hostMap=self.hostMap, keys=keys,
-                           remote=tcpEndpoint(self.rpcAddress, me.port)).start()
+                           remoteAt=tcpEndpoint(self.rpcAddress, me.port)).start()
         except zmq.ZMQError as e:
             raise SystemExit(f"cannot listen for the other hosts on {me.address}:{me.port}: "
                              f"{e}") from e

@@ -126,6 +126,22 @@ MAX_MESSAGE = MAX_FRAME  # larger inbound messages are refused by ZeroMQ before 
 HIGH_WATER = 10_000  # messages queued to one peer before sends fail (DEALER) or drop
 
 
+def remote(sock: zmq.Socket, endpoint: str) -> zmq.Socket:
+    """For ``endpoint``, tcp:// to another host: IPv6 if it is in brackets (only then:
+    an IPv6 socket names IPv4 peers ``::ffff:A.B.C.D``), and a connection that went
+    silent (a host gone without closing it, a new address behind its name) is noticed
+    by ZMTP heartbeats and TCP keepalive and dialled again, rather than kept half-open
+    for the kernel's quarter of an hour."""
+    sock.ipv6 = endpoint.startswith("tcp://[")
+    sock.heartbeat_ivl = 2000  # ms
+    sock.heartbeat_timeout = 6000
+    sock.tcp_keepalive = 1
+    sock.tcp_keepalive_idle = 10  # s
+    sock.tcp_keepalive_intvl = 5
+    sock.tcp_keepalive_cnt = 3
+    return sock
+
+
 def configure(sock: zmq.Socket) -> zmq.Socket:
     """Bounded: a message over ``MAX_MESSAGE`` disconnects its sender unread, and at
     most ``HIGH_WATER`` messages wait to go to one peer. The receive side has no mark:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import redis
 
 from cluster import cli, config, curve
 from cluster.harness import free_ports
-from cluster.hosts import HostMap
+from cluster.hosts import HostMap, shortHostname
 from cluster.shards import ownerOf
 from tests.test_rpc_cluster import APP, ask
 
@@ -159,6 +160,9 @@ def test_store_across_hosts_and_a_host_lost_and_back(run_cluster, tmp_path):
     for k in theirs:
         with pytest.raises(redis.exceptions.ClusterDownError):  # -CLUSTERDOWN ...
             ra.get(k)
+    for command in (ra.flushall, ra.keys, ra.randomkey):  # all or nothing, not a part
+        with pytest.raises(redis.exceptions.ClusterDownError, match="b/worker-0 is not up"):
+            command()
     assert [ra.get(k) for k in ours] == [f"v-{k}".encode() for k in ours]
     assert "host b lost" in a.logs()
 
@@ -329,3 +333,77 @@ def test_status_ready_is_about_this_host_only(run_cluster, tmp_path):
     assert not cli.isReady(st)
     st["processes"] = [p for p in st["processes"] if p["role"] != "gateway"]
     assert not cli.isReady(st)
+
+
+def test_blocked_pops_of_a_lost_hosts_clients_end_though_pids_repeat():
+    from cluster.store.blocking import Blocked
+    from cluster.store.keyspace import Keyspace
+    from cluster.testing import Clock
+
+    waits = Blocked(Keyspace())
+    clock = Clock()
+    ours = waits.block([b"BLPOP", b"q", b"0"], False, ("a/worker-0", 100, 1), clock)
+    theirs = waits.block([b"BLPOP", b"q", b"0"], False, ("b/worker-0", 100, 2), clock)
+    ended = []
+    theirs.addCallback(ended.append)
+    waits.forgetGone({("a/worker-0", 100)}.__contains__)  # host b is gone; pid 100 too
+    assert ended and b"UNBLOCKED" in ended[0]
+    assert not ours.called and list(waits.byToken) == [("a/worker-0", 100, 1)]
+
+
+def test_settings_of_several_hosts_are_checked(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("workers = 1\n")
+    with pytest.raises(ValueError, match=r"\[\[hosts\]\]"):
+        config.load(str(path), {"curve_keys": str(tmp_path)})
+    path.write_text('workers = 1\n[[hosts]]\nname = "a"\nrpc = "0.0.0.0:7000"\n')
+    with pytest.raises(ValueError, match="dial"):
+        config.load(str(path), {"host": "a"})
+    with pytest.raises(ValueError, match="name"):
+        curve.generate(str(tmp_path / "keys"), "../x")
+    me = shortHostname()
+    path.write_text(f'[[hosts]]\nname = "{me}"\nrpc = "127.0.0.1:7000"\nworkers = 3\n')
+    cfg = config.load(str(path), {})
+    assert cfg.host == me and cfg.workers == 3  # --host: the short hostname by default
+
+
+def test_curve_on_loopback(run_cluster, tmp_path):
+    """CurveZMQ without namespaces: calls work, an unknown key is refused and logged."""
+    import zmq
+
+    keys = tmp_path / "keys"
+    for name in "ab":
+        curve.generate(str(keys), name)
+    a, b = start_hosts(run_cluster, tmp_path, APP, curve_keys=str(keys))
+    pids = {**a.pids(), **b.pids()}
+    client = a.connect()
+    assert ask(client, "call b/worker-0 t.whereami") == ("ok", ["b/worker-0",
+                                                                pids["b/worker-0"]])
+    rpc_port = next(h.port for h in config.load(a.options["config"], {"host": "a"}).hostList
+                    if h.name == "a")
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.linger = 0
+    sock.curve_publickey, sock.curve_secretkey = zmq.curve_keypair()
+    sock.curve_serverkey = curve.Keys.load(str(keys), "a", ["a", "b"]).public
+    sock.connect(f"tcp://127.0.0.1:{rpc_port}")
+    sock.send(b"\x92\x01\x90")  # [1, []]: a message that would be answered if let in
+    try:
+        a.wait_until(lambda st: "refused an RPC connection from 127.0.0.1: an unknown CURVE "
+                     "key" in a.logs(), 15, "the refusal in the log")
+        assert not sock.poll(500)
+    finally:
+        sock.close()
+
+
+def test_an_ipv6_rpc_address_binds(tmp_path):
+    from cluster.reactor import reactor
+    from cluster.rpc import RpcNode
+
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 here")
+    node = RpcNode(reactor, "b/worker-0", str(tmp_path), 1,
+                   hostMap=HostMap([("a", 1), ("b", 1)], "b"), remoteAt="tcp://[::1]:*")
+    try:
+        assert node.remoteEndpoint.startswith("tcp://[::1]:")
+    finally:
+        node.close()

@@ -176,11 +176,11 @@ class Blocked:
             if not all(keep(k) for k in keysOf(waiter.args)):
                 self._end(waiter, resp.error(UNBLOCKED.format(why)))
 
-    def forgetGone(self, alive: Callable[[int], bool]) -> None:
+    def forgetGone(self, alive: Callable[[tuple[str, int]], bool]) -> None:
         """End the waits of clients whose worker process is gone (their token names its
-        pid): nobody would read what they took."""
+        node and pid): nobody would read what they took."""
         for waiter in list(self.byToken.values()):
-            if not alive(waiter.token[1]):
+            if not alive((waiter.token[0], waiter.token[1])):
                 self._end(waiter, resp.error(UNBLOCKED.format("its client's worker is gone")))
 
     def pushed(self, keys: list[bytes]) -> None:

@@ -24,9 +24,11 @@ NO_SUCH_CLIENT = resp.error("ERR No such client")
 _TYPES = (b"normal", b"pubsub", b"master", b"replica", b"slave")
 
 
-def newId(node: str) -> int:
-    """A new connection's id on worker ``node`` (``worker-N``)."""
-    index = int(node.rsplit("-", 1)[1]) if node[-1:].isdigit() else 0
+def newId(node: Any) -> int:
+    """A new connection's id on the worker of RPC node ``node``: its place among every
+    worker of the cluster (of every host) in the low bits."""
+    names = node.nodes()
+    index = names.index(node.node) if node.node in names else 0
     return next(_counter) << WORKER_BITS | index % (1 << WORKER_BITS)
 
 

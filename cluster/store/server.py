@@ -283,7 +283,7 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         self.patterns: set[bytes] = set()  # PSUBSCRIBE's
         self.blocked: tuple | None = None  # (owner, token) of a BLPOP... that waits
         self.pushes: list[bytes] = []  # RESP3 pushes waiting for an fsync (see push)
-        self.id = clients.newId(self.node.node)  # CLIENT ID
+        self.id = clients.newId(self.node)  # CLIENT ID
         self.created = self.active = time.monotonic()
         self.lastCommand: list[bytes] | None = None
         clients.connections.add(self)
@@ -710,6 +710,17 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         node = self.node
         if self.direct and node.workerPorts and not cluster:
             return combine([rpc._exposed[method](*call)])
+        return self._allWorkers(method, call, combine)
+
+    def _allWorkers(self, method: str, call: tuple, combine: Any) -> Any:
+        """``method`` on every worker process, or -CLUSTERDOWN if a worker node (of any
+        host) is not up: a partial answer (or a FLUSHALL that a returning worker's file
+        would undo) is worse than none."""
+        node = self.node
+        down = next((n for n in node.nodes() if (p := node.peers.get(n)) is None or p.lost),
+                    None)
+        if down is not None:
+            return resp.error(f"{_CLUSTERDOWN} ({down} is not up)")
         return gatherFirst([node.callPeer(peer, method, call, {})
                             for peer in node.workerIncarnations()]).addCallback(combine)
 
@@ -731,10 +742,7 @@ class RespStore(pubsub.PubSubCommands, Protocol):
         it, so nothing written before survives; it answers once all have."""
         if len(args) > 2 or (len(args) == 2 and args[1].upper() not in (b"ASYNC", b"SYNC")):
             return resp.error("ERR syntax error")
-        node = self.node
-        return gatherFirst([node.callPeer(peer, "store.flushall", (), {})
-                            for peer in node.workerIncarnations()]).addCallback(
-            lambda _: resp.OK)
+        return self._allWorkers("store.flushall", (), lambda _: resp.OK)
 
     # -- transactions (see cluster.store.transactions) ---------------------------------------
 
@@ -1168,8 +1176,9 @@ class StoreFactory(Factory):
     def _routesChanged(self) -> None:
         node = _node()
         if waiters.byToken:  # (a worker died: its clients' waits here end)
-            pids = {p.pid for p in node.incarnations.values() if not p.lost}
-            waiters.forgetGone(pids.__contains__)
+            # (node, pid): pids repeat across hosts (and in every container)
+            alive = {(p.node, p.pid) for p in node.incarnations.values() if not p.lost}
+            waiters.forgetGone(alive.__contains__)
         if self._persisting and node.route:
             self._persisting = False
             persistence.begin(keyspace, self.settings["appendonly"],
