@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from operator import attrgetter
 from typing import Any
 
-from cluster.hosts import HostMap
+from cluster.hosts import HostMap, workerIndex
 from cluster.shards import ownerOf
 
 
@@ -96,7 +96,7 @@ class KeyOwner:
         if self.hostMap is not None:  # this host's worker owning it, if one does
             names = self.hostMap.names
             host, _, local = names[ownerOf(key, len(names), self.slotsCount)].partition("/")
-            owner = int(local.rpartition("-")[2]) if host == self.hostMap.me else None
+            owner = workerIndex(local) if host == self.hostMap.me else None
         first = [s for s in slots if s.index == owner]
         return first + [s for s in slots if s.index != owner]
 

@@ -15,6 +15,7 @@ import hashlib
 import os
 from typing import Any
 
+from cluster.hosts import workerIndex
 from cluster.membership import FROZEN, HERE, NOBODY
 from cluster.shards import SLOTS, keySlot
 from cluster.store import resp
@@ -28,11 +29,7 @@ CROSSSLOT = resp.error("CROSSSLOT Keys in request don't hash to the same slot")
 
 def moved(slot: int, host: str, base: int, owner: str) -> bytes:
     """``-MOVED slot host:port`` to the worker port of node ``owner`` (worker-N)."""
-    return resp.error(f"MOVED {slot} {_hostText(host)}:{base + _index(owner)}")
-
-
-def _index(name: str) -> int:
-    return int(name.rpartition("-")[2])
+    return resp.error(f"MOVED {slot} {_hostText(host)}:{base + workerIndex(owner)}")
 
 
 def _hostText(host: str) -> str:
@@ -68,7 +65,7 @@ def _nodes(node: Any, local: tuple[str, int], direct: bool) -> list[tuple]:
             runs[-1][1] = slot
         else:
             runs.append([slot, slot, owner])
-    return [(first, last, host, node.workerPorts + _index(owner), nodeId(name, owner),
+    return [(first, last, host, node.workerPorts + workerIndex(owner), nodeId(name, owner),
              direct and owner == node.node) for first, last, owner in runs]
 
 
