@@ -104,8 +104,16 @@ def test_k8s_commands_are_cluster_commands():
 
 
 def test_k8s_keys_secret_mounted_at_curve_keys():
-    mount, volume = mountedAt(tomllib.loads(k8sToml())["curve-keys"])
+    toml = tomllib.loads(k8sToml())
+    mount, volume = mountedAt(toml["curve-keys"])
     assert volume["secret"]["secretName"] == "cluster-curve-keys" and mount["readOnly"]
+    # the example Secret: that name, and each host's two files (what --curve-keys reads)
+    with open(os.path.join(DEPLOY, "k8s", "curve-keys-secret.yaml.example")) as f:
+        secret = yaml.safe_load(f)
+    assert secret["kind"] == "Secret"
+    assert secret["metadata"]["name"] == volume["secret"]["secretName"]
+    assert set(secret["stringData"]) == {f"{h['name']}{ext}" for h in toml["hosts"]
+                                         for ext in (".key", ".key_secret")}
     pod = statefulSet()["spec"]["template"]["spec"]["securityContext"]
     assert pod["runAsNonRoot"] and pod["runAsUser"] == 10001 == pod["fsGroup"]
 
