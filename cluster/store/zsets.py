@@ -246,13 +246,16 @@ def zadd(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     if len(args) == 4:  # ZADD key score member, by far the commonest: no options to read
         score = _double(args[2])
         if score is not None:
-            z = _zset(ks, args[1]) or create(ks, args[1], ZSet)
-            old = z.scores.get(args[3])
+            key, member = args[1], args[3]
+            z = ks.value(key) if key in ks.expires else ks.data.get(key)
+            if type(z) is not ZSet:
+                z = create(ks, key, ZSet)  # a new one (another type: WRONGTYPE)
+            old = z.scores.get(member)
             if old == score:
                 return resp.ZERO
-            z.add(args[3], score + 0.0)  # -0 is stored as 0, as Redis does
+            z.update(member, old, score + 0.0)  # -0 is stored as 0, as Redis does
             if ks.watched:  # (not empty now: what typed.changed would do)
-                ks.touch(args[1])
+                ks.touch(key)
             return resp.ZERO if old is not None else resp.ONE
     i, flags = 2, set()
     while i < len(args) and (word := args[i].upper()) in _ZADD_FLAGS:
