@@ -223,3 +223,35 @@ def test_rpc_across_hosts_and_a_host_killed_and_back(netns, keys, run_cluster, t
     back = b2.pids()
     assert ask_in(netns, "a", a, *(f"shard {k}" for k in theirs)) == [
         ("ok", [owner(k), back[owner(k)]]) for k in theirs]
+
+
+def test_a_partition_makes_no_second_owner(netns, keys, run_cluster, tmp_path):
+    """The veth goes down: each side serves its own slots and answers -CLUSTERDOWN for
+    the other's (nobody takes them over); once it is up again both serve, and what each
+    side wrote meanwhile is where it was written."""
+    hosts = start_pair(netns, keys, run_cluster, tmp_path, ports=2, heartbeat_timeout=3)
+    a, b = hosts["a"], hosts["b"]
+    port = REDIS_PORT + 2
+    ka = next(f"p{i}" for i in range(100) if owner(f"p{i}").startswith("a/"))
+    kb = next(f"p{i}" for i in range(100) if owner(f"p{i}").startswith("b/"))
+
+    def cli(name, host, *command):
+        return in_ns(netns, name, "redis-cli", "-h", netns[host].address, "-p", str(port),
+                     *command).strip()
+
+    subprocess.run(["ip", "-n", netns["a"].name, "link", "set", netns["a"].interface,
+                    "down"], check=True, timeout=30)
+    try:
+        for h in (a, b):
+            h.wait_until(lambda st: st["hosts"][0]["state"] == "lost", 20, "the partition")
+        assert cli("a", "a", "set", ka, "from-a") == "OK"
+        assert cli("b", "b", "set", kb, "from-b") == "OK"
+        assert cli("a", "a", "set", kb, "x").startswith("CLUSTERDOWN")
+        assert cli("b", "b", "get", ka).startswith("CLUSTERDOWN")
+    finally:
+        subprocess.run(["ip", "-n", netns["a"].name, "link", "set", netns["a"].interface,
+                        "up"], check=True, timeout=30)
+    for h in (a, b):
+        h.wait_until(every_host_serving(2), 30, "the hosts together again")
+    for via in ("a", "b"):
+        assert cli("a", via, "get", ka) == "from-a" and cli("a", via, "get", kb) == "from-b"
