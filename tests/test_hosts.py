@@ -407,3 +407,37 @@ def test_an_ipv6_rpc_address_binds(tmp_path):
         assert node.remoteEndpoint.startswith("tcp://[::1]:")
     finally:
         node.close()
+
+
+def test_calls_to_another_host_share_one_message_with_curve(runner, tmp_path):
+    """Batching per peer and per reactor iteration holds for a peer on another host
+    (tcp://, CurveZMQ), as for one of this host."""
+    from cluster.defer import ensureDeferred
+    from cluster.rpc import RpcNode, expose
+
+    expose("t.hostecho")(lambda value: value)
+    keys = tmp_path / "keys"
+    for name in "ab":
+        curve.generate(str(keys), name)
+    r = runner.reactor
+
+    def node(name, **kw):
+        return RpcNode(r, f"{name}/worker-0", str(tmp_path), 1,
+                       hostMap=HostMap([("a", 1), ("b", 1)], name),
+                       keys=curve.Keys.load(str(keys), name, ["a", "b"]), **kw).start()
+
+    b = node("b", remoteAt="tcp://127.0.0.1:*")
+    a = node("a")
+    a.setPeers({"b/worker-0": [os.getpid(), b.remoteEndpoint]})
+    n = a.batchLimit - 1
+
+    async def go():
+        sent = a.messagesSent
+        ds = [a.callRemote("b/worker-0", "t.hostecho", (i,), {}) for i in range(n)]
+        return [await d for d in ds], a.messagesSent - sent, b.messagesSent
+
+    try:
+        assert runner.run_until(ensureDeferred(go()), 10) == (list(range(n)), 1, 1)
+    finally:
+        a.close()
+        b.close()
