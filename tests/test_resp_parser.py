@@ -236,3 +236,29 @@ def test_inline_limit_in_pieces():
         p.feed(b"x")
     p = resp.Parser(maxInline=100)  # a long inline line fed byte by byte, then ended
     assert feedPieces(p, b"SET k " + b"v" * 90 + b"\r\n", 1) == [[b"SET", b"k", b"v" * 90]]
+
+
+def test_the_fast_path_agrees_with_the_general_parser():
+    """Random pipelines of two-, three- and n-argument requests (binary values, values
+    holding RESP framing, lengths around the header table's 1024) parse the same whole
+    (the fast path) as through the general parser."""
+    # a value that hides a whole request: only its own length header tells them apart
+    hidden = b"k\r\n*1\r\n$4\r\nPING"
+    for args in ([b"GET", hidden], [b"SET", b"k", hidden], [b"SET", hidden, b"v"]):
+        assert resp.Parser().feed(multibulk(*args) * 2) == [args] * 2
+    rng = random.Random(11)
+    pieces = [b"", b"\r\n", b"$3\r\n", b"*2\r\n", TRICKY, b"x", hidden]
+    for _ in range(300):
+        commands = []
+        for _ in range(rng.randint(1, 20)):
+            args = []
+            for _ in range(rng.choice((2, 2, 3, 3, 1, 4, 5))):
+                if rng.random() < 0.2:
+                    args.append(rng.choice(pieces) * rng.randint(1, 3))
+                else:
+                    size = rng.choice((0, 1, 5, 16, 1023, 1024, 1025, 1100))
+                    args.append(bytes(rng.randrange(256) for _ in range(size)))
+            commands.append(args)
+        wire = b"".join(multibulk(*args) for args in commands)
+        assert resp.Parser().feed(wire) == commands
+        assert resp.Parser()._parse(wire, 0, []) == commands

@@ -21,6 +21,9 @@ MAX_INLINE = 64 << 10  # bytes per inline command line
 MAX_HEADER = 32  # bytes of a "*N" or "$N" line still waiting for its CRLF
 BULK_RESERVE = 64 << 10  # a bulk string in progress gets this much room at first
 
+_DOLLARS = 1024
+_DOLLAR = tuple(b"$%d" % n for n in range(_DOLLARS))  # the header of an argument of n bytes
+
 OK = b"+OK\r\n"
 PONG = b"+PONG\r\n"
 NIL = b"$-1\r\n"
@@ -133,20 +136,32 @@ class Parser:
         parts = buf.split(b"\r\n")
         end = len(parts) - 1  # parts[-1] is the b"" after the final CRLF
         # one request of two or three arguments (GET k, SET k v): by far the commonest
-        if end == 5 and parts[0] == b"*2":
-            a, b = parts[2], parts[4]
-            if parts[1] == b"$%d" % len(a) and parts[3] == b"$%d" % len(b):
-                return [[a, b]]
-        elif end == 7 and parts[0] == b"*3":
-            a, b, c = parts[2], parts[4], parts[6]
-            if (parts[1] == b"$%d" % len(a) and parts[3] == b"$%d" % len(b)
-                    and parts[5] == b"$%d" % len(c)):
-                return [[a, b, c]]
         maxArray = self.maxArray
         i = 0
         commands = []
+        dollar = _DOLLAR
         while i < end:
             head = parts[i]
+            # pipelined requests of two or three arguments, without the general loop
+            if head == b"*2" and i + 5 <= end:
+                a, b = parts[i + 2], parts[i + 4]
+                na, nb = len(a), len(b)
+                if (parts[i + 1] != (dollar[na] if na < _DOLLARS else b"$%d" % na)
+                        or parts[i + 3] != (dollar[nb] if nb < _DOLLARS else b"$%d" % nb)):
+                    return None
+                commands.append([a, b])
+                i += 5
+                continue
+            if head == b"*3" and i + 7 <= end:
+                a, b, c = parts[i + 2], parts[i + 4], parts[i + 6]
+                na, nb, nc = len(a), len(b), len(c)
+                if (parts[i + 1] != (dollar[na] if na < _DOLLARS else b"$%d" % na)
+                        or parts[i + 3] != (dollar[nb] if nb < _DOLLARS else b"$%d" % nb)
+                        or parts[i + 5] != (dollar[nc] if nc < _DOLLARS else b"$%d" % nc)):
+                    return None
+                commands.append([a, b, c])
+                i += 7
+                continue
             if not head or head[0] != 42:
                 return None
             count = int(head[1:])
