@@ -225,7 +225,7 @@ def test_a_write_that_cannot_be_stored_answers_misconf(tmp_path):
     log = aof.AppendOnly(str(tmp_path), "worker-0", "always", Reactor(), ks, set)
     log.open()
     ks.aof = log
-    persistence._wrapTables()
+    commands.wrapWrites(persistence._logged, persistence._SELF_LOGGED)  # as begin() does
     set_ = commands.SINGLE_KEY[b"SET"][0]
     assert set_(ks, [b"SET", b"a", b"1"]) == b"+OK\r\n"
     os.close(log.fd)

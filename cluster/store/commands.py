@@ -412,10 +412,17 @@ READS = frozenset({b"GET", b"STRLEN", b"TTL", b"PTTL", b"EXPIRETIME", b"PEXPIRET
                    b"GETRANGE", b"TYPE"}.union(*(m.READS for m in _TYPES)))
 
 
+_wrappedBy: set[Any] = set()  # the wraps applied (each once per process)
+
+
 def wrapWrites(wrap: Callable[[Callable[..., Any], bytes], Callable[..., Any]],
                skip: frozenset[bytes] | set[bytes] = frozenset()) -> None:
     """Replace every write command of the tables (all but READS and ``skip``) with
-    ``wrap(function, name)``: what --appendonly and maxmemory put around writes."""
+    ``wrap(function, name)``: what --appendonly and maxmemory put around writes. A wrap
+    already applied is not applied again."""
+    if wrap in _wrappedBy:
+        return
+    _wrappedBy.add(wrap)
     for table in (SINGLE_KEY, SINGLE_KEY3):
         for name, (function, arity) in list(table.items()):
             if name not in READS and name not in skip:

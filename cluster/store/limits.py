@@ -77,7 +77,7 @@ def apply(values: dict[str, str]) -> None:
     """Take the new settings on this worker."""
     serverinfo.SETTINGS.update(values)
     if int(serverinfo.SETTINGS["maxmemory"]):
-        _guardWrites()
+        commands.wrapWrites(_limited, _DELETES)  # (writes that may use memory: -OOM)
 
 
 # -- idle clients ------------------------------------------------------------------------
@@ -105,18 +105,6 @@ def sampleMemory() -> None:
     global over
     limit = int(serverinfo.SETTINGS["maxmemory"])
     over = bool(limit) and _process.memory_info().rss > limit
-
-
-_guarded = False
-
-
-def _guardWrites() -> None:
-    """Writes that may use memory answer -OOM while ``over`` (wrapped once)."""
-    global _guarded
-    if _guarded:
-        return
-    _guarded = True
-    commands.wrapWrites(_limited, _DELETES)
 
 
 def _limited(function: Callable[..., Any], name: bytes) -> Callable[..., Any]:

@@ -44,7 +44,7 @@ def begin(ks: Keyspace, directory: str, fsync: str, node: Any) -> None:
     log_.open()
     ks.aof = log_
     serverinfo.SETTINGS.update(appendonly="yes", appendfsync=fsync, dir=directory)
-    _wrapTables()
+    commands.wrapWrites(_logged, _SELF_LOGGED)  # every write command logs itself
 
 
 def recover(ks: Keyspace, slots: set[int], node: str) -> None:
@@ -108,18 +108,6 @@ def apply(ks: Keyspace, args: list[bytes], current: Callable[[bytes], bool]) -> 
                     ks.expireAt(key, deadline)
     else:
         raise aof.Corrupt(f"{args[0]!r} is not a command this store writes")
-
-
-_wrapped = False
-
-
-def _wrapTables() -> None:
-    """Wrap every write command of the tables (once per process)."""
-    global _wrapped
-    if _wrapped:
-        return
-    _wrapped = True
-    commands.wrapWrites(_logged, _SELF_LOGGED)
 
 
 def _logged(function: Callable[..., Any], name: bytes) -> Callable[..., Any]:

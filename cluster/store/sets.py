@@ -62,11 +62,9 @@ def scard(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
 
 def spop(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     """SPOP key [count]: with a count, a set (RESP3) of up to count members."""
-    if len(args) > 3:
-        return SYNTAX
-    count = typed.toInt(args[2]) if len(args) == 3 else 1
-    if count is None or count < 0:
-        return typed.NOT_POSITIVE
+    count = typed.popCount(args)
+    if type(count) is bytes:
+        return count
     s = _set(ks, args[1])
     if len(args) == 2:
         if s is None:

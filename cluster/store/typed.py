@@ -133,6 +133,15 @@ EMPTY_SCAN = resp.array([resp.bulk(b"0"), resp.EMPTY_ARRAY])
 _CURSOR = re.compile(rb"([+-]?[0-9]+)?")  # what C's strtoul reads whole (nothing: 0)
 
 
+def popCount(args: list[bytes]) -> int | bytes:
+    """SPOP's and ZPOPMIN/ZPOPMAX's ``key [count]``: the count (1 without one), or the
+    error reply."""
+    if len(args) > 3:
+        return SYNTAX
+    count = toInt(args[2]) if len(args) == 3 else 1
+    return NOT_POSITIVE if count is None or count < 0 else count
+
+
 def badCursor(cursor: bytes) -> bool:
     """HSCAN/SSCAN/ZSCAN's cursor is not one (as Redis reads it: strtoul, no spaces)."""
     return _CURSOR.fullmatch(cursor) is None or abs(int(cursor or b"0")) >= 2**64

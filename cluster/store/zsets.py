@@ -442,11 +442,9 @@ def zremrange(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
 
 def zpop(ks: Keyspace, args: list[bytes], r3: bool = False) -> bytes:
     """ZPOPMIN / ZPOPMAX key [count]: with a count, RESP3 pairs [member, score]."""
-    if len(args) > 3:
-        return SYNTAX
-    count = typed.toInt(args[2]) if len(args) == 3 else 1
-    if count is None or count < 0:
-        return typed.NOT_POSITIVE
+    count = typed.popCount(args)
+    if type(count) is bytes:
+        return count
     z = _zset(ks, args[1])
     if z is None or not count:
         return resp.EMPTY_ARRAY
